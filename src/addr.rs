@@ -1,0 +1,190 @@
+//! Addresses: what `connect` accepts, name resolution off the executor,
+//! and trying every resolved address in turn.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+
+use async_io::Async;
+
+use crate::Event;
+
+/// What a connect target resolves from. Public only inside the sealed
+/// [`ToAddrs`] trait; not nameable outside the crate.
+#[derive(Debug)]
+pub enum Target {
+    /// Addresses known without resolution.
+    Addrs(Vec<SocketAddr>),
+    /// A name and a port, to resolve.
+    Host(String, u16),
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Something to connect to: a socket address, `"host:port"`,
+/// `"[v6]:port"`, `(host, port)` or a list of socket addresses.
+///
+/// IP literals need no resolution; names are resolved with the system
+/// resolver on a `blocking` thread, so the executor never waits on DNS.
+pub trait ToAddrs: sealed::Sealed {
+    /// Splits the target into addresses or a name to resolve.
+    #[doc(hidden)]
+    fn to_target(self) -> io::Result<Target>;
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn host_port(host: &str, port: u16) -> io::Result<Target> {
+    let host = host.trim();
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if bare.is_empty() {
+        return Err(invalid("empty host name".into()));
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => Ok(Target::Addrs(vec![SocketAddr::new(ip, port)])),
+        Err(_) => Ok(Target::Host(bare.to_string(), port)),
+    }
+}
+
+fn parse_str(s: &str) -> io::Result<Target> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(Target::Addrs(vec![addr]));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(invalid(format!("{s:?} is not HOST:PORT")));
+    };
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| invalid(format!("{s:?}: {port:?} is not a port number")))?;
+    host_port(host, port)
+}
+
+macro_rules! addrs_from {
+    ($($ty:ty),*) => {$(
+        impl sealed::Sealed for $ty {}
+        impl ToAddrs for $ty {
+            fn to_target(self) -> io::Result<Target> {
+                Ok(Target::Addrs(vec![SocketAddr::from(self)]))
+            }
+        }
+    )*};
+}
+
+addrs_from!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16), (Ipv4Addr, u16), (Ipv6Addr, u16));
+
+impl sealed::Sealed for (&str, u16) {}
+impl ToAddrs for (&str, u16) {
+    fn to_target(self) -> io::Result<Target> {
+        host_port(self.0, self.1)
+    }
+}
+
+impl sealed::Sealed for (String, u16) {}
+impl ToAddrs for (String, u16) {
+    fn to_target(self) -> io::Result<Target> {
+        host_port(&self.0, self.1)
+    }
+}
+
+impl sealed::Sealed for &str {}
+impl ToAddrs for &str {
+    fn to_target(self) -> io::Result<Target> {
+        parse_str(self)
+    }
+}
+
+impl sealed::Sealed for String {}
+impl ToAddrs for String {
+    fn to_target(self) -> io::Result<Target> {
+        parse_str(&self)
+    }
+}
+
+impl sealed::Sealed for &String {}
+impl ToAddrs for &String {
+    fn to_target(self) -> io::Result<Target> {
+        parse_str(self)
+    }
+}
+
+impl sealed::Sealed for Vec<SocketAddr> {}
+impl ToAddrs for Vec<SocketAddr> {
+    fn to_target(self) -> io::Result<Target> {
+        Ok(Target::Addrs(self))
+    }
+}
+
+impl sealed::Sealed for &[SocketAddr] {}
+impl ToAddrs for &[SocketAddr] {
+    fn to_target(self) -> io::Result<Target> {
+        Ok(Target::Addrs(self.to_vec()))
+    }
+}
+
+/// Resolves `target`, off the executor when it is a name. A name that does
+/// not resolve is [`Event::Dns`].
+pub(crate) async fn resolve(target: Target) -> io::Result<(String, Vec<SocketAddr>)> {
+    match target {
+        Target::Addrs(addrs) => {
+            let label = match addrs.as_slice() {
+                [one] => one.to_string(),
+                _ => format!("{addrs:?}"),
+            };
+            Ok((label, addrs))
+        }
+        Target::Host(host, port) => {
+            let name = host.clone();
+            let res = blocking::unblock(move || (name.as_str(), port).to_socket_addrs().map(Vec::from_iter)).await;
+            let label = format!("{host}:{port}");
+            match res {
+                Ok(addrs) if !addrs.is_empty() => Ok((label, addrs)),
+                Ok(_) => Err(Event::Dns {
+                    socket: None,
+                    host,
+                    error: io::Error::new(io::ErrorKind::NotFound, "no addresses found"),
+                }
+                .into()),
+                Err(error) => Err(Event::Dns {
+                    socket: None,
+                    host,
+                    error,
+                }
+                .into()),
+            }
+        }
+    }
+}
+
+/// Connects to each address in turn and returns the first connection made.
+/// If none can be made, the error has the kind of the first failure and
+/// names every address with its error.
+pub(crate) async fn connect_any(label: &str, addrs: &[SocketAddr]) -> io::Result<Async<std::net::TcpStream>> {
+    let mut failures = Vec::new();
+    let mut first_kind = None;
+    for &addr in addrs {
+        if addr.port() == 0 {
+            return Err(invalid(format!("cannot connect to {addr}: port 0")));
+        }
+        match Async::<std::net::TcpStream>::connect(addr).await {
+            Ok(io) => return Ok(io),
+            Err(e) => {
+                first_kind.get_or_insert(e.kind());
+                failures.push(format!("{addr}: {e}"));
+            }
+        }
+    }
+    let Some(kind) = first_kind else {
+        return Err(invalid(format!("no address to connect to for {label}")));
+    };
+    let msg = format!("could not connect to {label} ({})", failures.join("; "));
+    Err(Event::from(io::Error::new(kind, msg)).into())
+}
+
+/// Resolves and connects.
+pub(crate) async fn connect(addr: impl ToAddrs) -> io::Result<Async<std::net::TcpStream>> {
+    let (label, addrs) = resolve(addr.to_target()?).await?;
+    connect_any(&label, &addrs).await
+}

@@ -1,0 +1,293 @@
+//! Where bytes wait: the input buffer and the output queue.
+//!
+//! Neither does I/O; [`crate::conn`] moves bytes between them and the
+//! socket. Both start without an allocation and give their memory back once
+//! drained, so an idle connection costs no buffer space.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// The first read size, and the smallest the adaptive size shrinks to.
+pub(crate) const MIN_READ: usize = 8 * 1024;
+/// The largest single read.
+pub(crate) const MAX_READ: usize = 256 * 1024;
+/// How many slices one vectored write takes (as hyper, tokio and
+/// tokio-util do).
+pub(crate) const MAX_IOV: usize = 64;
+/// `Bytes` shorter than this are copied into the tail rather than queued as
+/// a chunk of their own: a copy of a few hundred bytes is cheaper than an
+/// iovec entry.
+const COPY_BELOW: usize = 4 * 1024;
+/// The largest tail allocation made up front after a drain (see
+/// `OutputQueue::hint`).
+const MAX_HINT: usize = 1024 * 1024;
+
+/// The input buffer: bytes read from the socket and not yet consumed.
+///
+/// A `BytesMut`, so a parser can leave a partial frame and read more behind
+/// it, and drained reads leave as `Bytes` without a copy. Read sizes adapt
+/// the way hyper's do: start at 8 KiB, double after a read that filled the
+/// space, halve after two reads in a row that used less than half.
+#[derive(Debug)]
+pub(crate) struct InputBuf {
+    buf: BytesMut,
+    next: usize,
+    short: u8,
+}
+
+impl InputBuf {
+    pub(crate) fn new() -> InputBuf {
+        InputBuf {
+            buf: BytesMut::new(),
+            next: MIN_READ,
+            short: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Makes room for the next read and returns the buffer to read into.
+    pub(crate) fn prepare(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < self.next {
+            self.buf.reserve(self.next);
+        }
+        &mut self.buf
+    }
+
+    /// The size the next read asks for.
+    pub(crate) fn next_read(&self) -> usize {
+        self.next
+    }
+
+    /// Adapts the next read size to a read of `n` bytes.
+    pub(crate) fn record(&mut self, n: usize) {
+        if n >= self.next {
+            self.next = (self.next * 2).min(MAX_READ);
+            self.short = 0;
+        } else if n < self.next / 2 {
+            self.short += 1;
+            if self.short >= 2 {
+                self.next = (self.next / 2).max(MIN_READ);
+                self.short = 0;
+            }
+        } else {
+            self.short = 0;
+        }
+    }
+
+    /// Copies up to `out.len()` buffered bytes into `out` and consumes them.
+    pub(crate) fn copy_to(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.consume(n);
+        n
+    }
+
+    /// Takes every buffered byte, without copying.
+    pub(crate) fn take_all(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+    }
+
+    /// Appends bytes (cl-async's `stream-append-bytes`).
+    pub(crate) fn append(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Drops every buffered byte and the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.buf = BytesMut::new();
+    }
+
+    /// Gives the allocation back if nothing is buffered: called when the
+    /// connection is about to wait, so idle connections hold no buffer.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() != 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+/// The output queue: bytes accepted from the user and not yet handed to the
+/// kernel, in order.
+///
+/// Small writes are copied into one flat `tail`; large `Bytes` are queued as
+/// chunks of their own without a copy. Chunks always precede the tail, so
+/// order is the order of the calls. [`OutputQueue::io_slices`] hands out up
+/// to [`MAX_IOV`] slices for one vectored write.
+#[derive(Debug, Default)]
+pub(crate) struct OutputQueue {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+    /// The most the tail held between two drains. A drained queue frees its
+    /// memory (idle connections hold none) and the next first write
+    /// reserves this much at once, so a steady writer does not pay for
+    /// growing the tail by doubling on every cycle.
+    hint: usize,
+    filled: usize,
+}
+
+impl OutputQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a copy of `data`.
+    pub(crate) fn push_slice(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.tail.capacity() == 0 {
+            self.tail.reserve(data.len().max(self.hint));
+        }
+        self.tail.extend_from_slice(data);
+        self.filled = self.filled.max(self.tail.len());
+        self.len += data.len();
+    }
+
+    /// Queues `data`, without a copy unless it is small.
+    pub(crate) fn push_bytes(&mut self, data: Bytes) {
+        if data.len() < COPY_BELOW {
+            return self.push_slice(&data);
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.len += data.len();
+        self.chunks.push_back(data);
+    }
+
+    /// Fills `out` with the queued bytes, in order; returns how many slices.
+    pub(crate) fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let parts = self.chunks.iter().map(|c| &c[..]).chain([&self.tail[..]]);
+        let mut n = 0;
+        for part in parts.filter(|p| !p.is_empty()).take(out.len()) {
+            out[n] = IoSlice::new(part);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` bytes, which the kernel has taken.
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        debug_assert!(n <= self.len);
+        self.len -= n;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(front) if front.len() <= n => {
+                    n -= front.len();
+                    self.chunks.pop_front();
+                }
+                Some(front) => {
+                    front.advance(n);
+                    n = 0;
+                }
+                None => {
+                    self.tail.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        if self.len == 0 {
+            self.release();
+        }
+    }
+
+    /// Drops every queued byte (cl-async's `clear-output`).
+    pub(crate) fn clear(&mut self) {
+        self.chunks.clear();
+        self.tail.clear();
+        self.len = 0;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        self.hint = self.filled.min(MAX_HINT);
+        self.filled = 0;
+        self.tail = BytesMut::new();
+        self.chunks = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut OutputQueue) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !q.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = q.io_slices(&mut iov);
+            // Take a prime-sized bite to exercise partial advances.
+            let mut want = 7usize;
+            let mut took = 0;
+            for s in &iov[..n] {
+                let k = s.len().min(want);
+                out.extend_from_slice(&s[..k]);
+                want -= k;
+                took += k;
+                if want == 0 {
+                    break;
+                }
+            }
+            q.advance(took);
+        }
+        out
+    }
+
+    #[test]
+    fn queue_keeps_order_across_copies_and_chunks() {
+        let mut q = OutputQueue::default();
+        let big = Bytes::from(vec![b'B'; 5000]);
+        q.push_slice(b"ab");
+        q.push_bytes(big.clone());
+        q.push_bytes(Bytes::from_static(b"cd"));
+        q.push_bytes(big);
+        q.push_slice(b"");
+        q.push_slice(b"ef");
+        assert_eq!(q.len(), 2 + 5000 + 2 + 5000 + 2);
+        let mut want = b"ab".to_vec();
+        want.extend(vec![b'B'; 5000]);
+        want.extend(b"cd");
+        want.extend(vec![b'B'; 5000]);
+        want.extend(b"ef");
+        assert_eq!(drain(&mut q), want);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn read_size_adapts() {
+        let mut b = InputBuf::new();
+        assert_eq!(b.next_read(), MIN_READ);
+        b.record(MIN_READ);
+        assert_eq!(b.next_read(), 2 * MIN_READ);
+        for _ in 0..20 {
+            b.record(MAX_READ);
+        }
+        assert_eq!(b.next_read(), MAX_READ);
+        b.record(10);
+        assert_eq!(b.next_read(), MAX_READ, "one short read does not shrink");
+        b.record(10);
+        assert_eq!(b.next_read(), MAX_READ / 2);
+    }
+}

@@ -1,0 +1,763 @@
+//! The connection state every handle shares.
+//!
+//! A [`Conn`] owns the socket (an `Arc<Async<TcpStream>>`, kept in both
+//! sides so each direction reaches it under its own lock), the input buffer
+//! and the output queue. [`TcpSocket`](crate::TcpSocket) and the stream
+//! types are thin handles around an `Arc<Conn>`; whichever task polls a
+//! handle moves bytes between the kernel and the buffers. No background task
+//! exists on the await face; on the callback face the connection's driver
+//! is the task that polls.
+//!
+//! Locking: the input and the output side each have a `Mutex`, so a reader
+//! and a writer on different tasks never contend. Neither lock is held
+//! across an `.await`; a lock is held across one system call at most.
+
+use std::any::Any;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use async_io::Async;
+use bytes::Bytes;
+
+use crate::buf::{InputBuf, MAX_IOV, MIN_READ, OutputQueue};
+use crate::event::Event;
+use crate::sys;
+
+/// The shared socket.
+pub(crate) type Io = Arc<Async<TcpStream>>;
+
+/// Default high-water mark of the output queue: `poll_write` holds back once
+/// this much is queued.
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+/// Default low-water mark: a writer held back resumes once the queue drains
+/// below this.
+pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
+/// `poll_write` hands buffers at least this large straight to the kernel
+/// when nothing is queued, so bulk writes cost no copy.
+const DIRECT_WRITE: usize = 16 * 1024;
+/// How many write system calls one flush makes before it yields, so one
+/// busy connection cannot starve the others on its executor.
+const FLUSH_BUDGET: usize = 16;
+
+pub(crate) struct Conn {
+    input: Mutex<InputSide>,
+    output: Mutex<OutputSide>,
+    /// Bytes queued for output, readable without the output lock, so the
+    /// read path can tell cheaply whether it has output to push.
+    out_len: AtomicUsize,
+    /// Graceful close requested: no new writes, queued output still goes.
+    closing: AtomicBool,
+    /// Closed or aborted: every operation fails with `Closed`.
+    closed: AtomicBool,
+    /// Set while a callback of this connection runs: writes then need not
+    /// wake the driver, which flushes when the callback returns.
+    in_callback: AtomicBool,
+    /// The callback driver's waker: woken when another task queues output,
+    /// asks to close, or changes the connection's settings.
+    notify: Mutex<Option<Waker>>,
+    /// cl-async's `socket-data`.
+    data: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    /// Callback-face settings and state.
+    pub(crate) ctl: Mutex<crate::callback::Ctl>,
+}
+
+struct InputSide {
+    io: Option<Io>,
+    buf: InputBuf,
+    eof: bool,
+    /// The last read was short: the kernel is drained, so wait for
+    /// readiness before reading again rather than spend a system call on
+    /// `EAGAIN` (tokio's short-read rule).
+    drained: bool,
+    error: Option<io::ErrorKind>,
+    waker: Option<Waker>,
+    total: u64,
+}
+
+struct OutputSide {
+    io: Option<Io>,
+    queue: OutputQueue,
+    high: usize,
+    low: usize,
+    /// Passed the high-water mark; writers wait until below the low one.
+    held: bool,
+    shut: bool,
+    error: Option<io::ErrorKind>,
+    waker: Option<Waker>,
+    total: u64,
+    /// Drains completed since the connection opened (the callback face's
+    /// `write_cb` fires once per drain).
+    drains: u64,
+}
+
+fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn sticky(kind: io::ErrorKind) -> io::Error {
+    match kind {
+        io::ErrorKind::UnexpectedEof => Event::Eof { socket: None }.into(),
+        kind => io::Error::new(kind, "the connection failed earlier"),
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(io: Option<Io>) -> Conn {
+        Conn {
+            input: Mutex::new(InputSide {
+                io: io.clone(),
+                buf: InputBuf::new(),
+                eof: false,
+                drained: false,
+                error: None,
+                waker: None,
+                total: 0,
+            }),
+            output: Mutex::new(OutputSide {
+                io,
+                queue: OutputQueue::default(),
+                high: DEFAULT_HIGH_WATER,
+                low: DEFAULT_LOW_WATER,
+                held: false,
+                shut: false,
+                error: None,
+                waker: None,
+                total: 0,
+                drains: 0,
+            }),
+            out_len: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            in_callback: AtomicBool::new(false),
+            notify: Mutex::new(None),
+            data: Mutex::new(None),
+            ctl: Mutex::new(Default::default()),
+        }
+    }
+
+    fn input(&self) -> MutexGuard<'_, InputSide> {
+        // A panic while a side is locked cannot leave its buffers torn (no
+        // user code runs under these locks), so poisoning is ignored.
+        self.input.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn output(&self) -> MutexGuard<'_, OutputSide> {
+        self.output.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Attaches the connected socket (the callback face connects after the
+    /// handle exists) and wakes whoever waits on either side.
+    pub(crate) fn attach(&self, io: Io) {
+        let (w1, w2) = {
+            let mut i = self.input();
+            let mut o = self.output();
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            i.io = Some(io.clone());
+            o.io = Some(io);
+            (i.waker.take(), o.waker.take())
+        };
+        w1.into_iter().chain(w2).for_each(Waker::wake);
+        self.wake_driver();
+    }
+
+    pub(crate) fn io(&self) -> Option<Io> {
+        self.output().io.clone().or_else(|| self.input().io.clone())
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.output().io.is_some()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire) || self.is_closed()
+    }
+
+    // ----- the callback driver's hooks -----
+
+    pub(crate) fn register_driver(&self, cx: &Context<'_>) {
+        store_waker(&mut self.notify.lock().unwrap_or_else(|e| e.into_inner()), cx);
+    }
+
+    pub(crate) fn wake_driver(&self) {
+        let w = self.notify.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn set_in_callback(&self, on: bool) {
+        self.in_callback.store(on, Ordering::Release);
+    }
+
+    // ----- socket data -----
+
+    pub(crate) fn data(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_data(&self, data: Option<Arc<dyn Any + Send + Sync>>) {
+        let old = std::mem::replace(&mut *self.data.lock().unwrap_or_else(|e| e.into_inner()), data);
+        drop(old);
+    }
+
+    // ----- input -----
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.input().buf.len()
+    }
+
+    pub(crate) fn at_eof(&self) -> bool {
+        self.input().eof
+    }
+
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.input().total
+    }
+
+    pub(crate) fn append_input(&self, data: &[u8]) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(Event::closed());
+        }
+        self.input().buf.append(data);
+        Ok(())
+    }
+
+    pub(crate) fn clear_input(&self) {
+        self.input().buf.clear();
+    }
+
+    /// cl-async's `read-sequence`: buffered bytes plus one non-blocking read
+    /// from the kernel. Never waits; `Ok(0)` when nothing is there (see
+    /// [`Conn::at_eof`] to tell end of file apart).
+    pub(crate) fn read_now(&self, out: &mut [u8]) -> io::Result<usize> {
+        if self.is_closed() {
+            return Err(Event::closed());
+        }
+        let mut inp = self.input();
+        let mut n = inp.buf.copy_to(out);
+        if n == out.len() || inp.eof {
+            return Ok(n);
+        }
+        if let Some(kind) = inp.error {
+            return if n > 0 { Ok(n) } else { Err(sticky(kind)) };
+        }
+        let Some(io) = inp.io.clone() else {
+            return Ok(n);
+        };
+        match read_slice(&io, &mut out[n..]) {
+            Ok(0) => inp.eof = true,
+            Ok(k) => {
+                inp.total += k as u64;
+                inp.drained = false;
+                n += k;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                inp.error = Some(e.kind());
+                if n == 0 {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// One read from the kernel into the input buffer, waiting for
+    /// readiness with `cx` when the kernel has nothing. Ready(Ok(0)) is end
+    /// of file.
+    fn poll_fill_locked(&self, inp: &mut InputSide, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if let Some(kind) = inp.error {
+            return Poll::Ready(Err(sticky(kind)));
+        }
+        if inp.eof {
+            return Poll::Ready(Ok(0));
+        }
+        let Some(io) = inp.io.clone() else {
+            if self.is_closed() {
+                return Poll::Ready(Err(Event::closed()));
+            }
+            // Not connected yet: `attach` wakes us.
+            store_waker(&mut inp.waker, cx);
+            return Poll::Pending;
+        };
+        loop {
+            if inp.drained {
+                match io.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => inp.drained = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        store_waker(&mut inp.waker, cx);
+                        inp.buf.release_if_empty();
+                        return Poll::Pending;
+                    }
+                }
+            }
+            let want = inp.buf.next_read();
+            match sys::read_into(io.get_ref(), inp.buf.prepare()) {
+                Ok(0) => {
+                    inp.eof = true;
+                    return Poll::Ready(Ok(0));
+                }
+                Ok(n) => {
+                    inp.buf.record(n);
+                    inp.total += n as u64;
+                    inp.drained = n < want;
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,
+                Err(e) => {
+                    inp.error = Some(e.kind());
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+
+    /// futures-io `poll_read`: buffered bytes first; a large enough `out`
+    /// with nothing buffered is read into directly, skipping the copy.
+    pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Event::closed()));
+        }
+        let mut inp = self.input();
+        if !inp.buf.is_empty() || out.is_empty() {
+            return Poll::Ready(Ok(inp.buf.copy_to(out)));
+        }
+        if out.len() >= MIN_READ && inp.error.is_none() && !inp.eof {
+            if let Some(io) = inp.io.clone() {
+                loop {
+                    if inp.drained {
+                        match io.poll_readable(cx) {
+                            Poll::Ready(Ok(())) => inp.drained = false,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {
+                                store_waker(&mut inp.waker, cx);
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                    match read_slice(&io, out) {
+                        Ok(n) => {
+                            inp.eof = n == 0;
+                            inp.total += n as u64;
+                            inp.drained = n < out.len();
+                            return Poll::Ready(Ok(n));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,
+                        Err(e) => {
+                            inp.error = Some(e.kind());
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        match self.poll_fill_locked(&mut inp, cx) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(inp.buf.copy_to(out))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Takes everything buffered, reading first if nothing is. `Ok(None)`
+    /// is end of file. Used by `poll_fill_buf` and the drained callback mode.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Event::closed()));
+        }
+        let mut inp = self.input();
+        if inp.buf.is_empty() {
+            match self.poll_fill_locked(&mut inp, cx) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(Some(inp.buf.take_all())))
+    }
+
+    /// Reads into the input buffer without taking anything out (the stream
+    /// mode of the callback face). Ready(Ok(0)) is end of file.
+    pub(crate) fn poll_fill(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Event::closed()));
+        }
+        let mut inp = self.input();
+        self.poll_fill_locked(&mut inp, cx)
+    }
+
+    /// Peeks at the buffered bytes without consuming them.
+    pub(crate) fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.input().buf.as_slice())
+    }
+
+    pub(crate) fn consume(&self, n: usize) {
+        self.input().buf.consume(n);
+    }
+
+    // ----- output -----
+
+    pub(crate) fn queued(&self) -> usize {
+        self.out_len.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.output().total
+    }
+
+    pub(crate) fn drains(&self) -> u64 {
+        self.output().drains
+    }
+
+    pub(crate) fn set_water_marks(&self, high: usize, low: usize) -> io::Result<()> {
+        if high == 0 || low > high {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("water marks need 0 < high and low <= high (got high {high}, low {low})"),
+            ));
+        }
+        let mut out = self.output();
+        out.high = high;
+        out.low = low;
+        Ok(())
+    }
+
+    pub(crate) fn water_marks(&self) -> (usize, usize) {
+        let out = self.output();
+        (out.high, out.low)
+    }
+
+    fn check_writable(&self, out: &OutputSide) -> io::Result<()> {
+        if self.is_closing() || out.shut {
+            return Err(Event::closed());
+        }
+        if let Some(kind) = out.error {
+            return Err(sticky(kind));
+        }
+        Ok(())
+    }
+
+    fn queued_more(&self, out: &OutputSide, was_empty: bool) {
+        self.out_len.store(out.queue.len(), Ordering::Release);
+        if was_empty && !self.in_callback.load(Ordering::Acquire) {
+            self.wake_driver();
+        }
+    }
+
+    /// cl-async's `write-sequence`: queues all of `data`, never waits.
+    pub(crate) fn write_now(&self, data: &[u8]) -> io::Result<()> {
+        let mut out = self.output();
+        self.check_writable(&out)?;
+        let was_empty = out.queue.is_empty();
+        out.queue.push_slice(data);
+        self.queued_more(&out, was_empty && !data.is_empty());
+        Ok(())
+    }
+
+    /// Queues `data` without copying it (unless it is small).
+    pub(crate) fn write_bytes_now(&self, data: Bytes) -> io::Result<()> {
+        let mut out = self.output();
+        self.check_writable(&out)?;
+        let was_empty = out.queue.is_empty();
+        let nonempty = !data.is_empty();
+        out.queue.push_bytes(data);
+        self.queued_more(&out, was_empty && nonempty);
+        Ok(())
+    }
+
+    pub(crate) fn clear_output(&self) {
+        let mut out = self.output();
+        out.queue.clear();
+        out.held = false;
+        self.out_len.store(0, Ordering::Release);
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Writes queued output until it is all out (Ready(Ok)), the kernel is
+    /// full (Pending, woken when writable if `cx` is given), or the budget
+    /// is spent (Pending after waking `cx`, to let other tasks run).
+    fn flush_locked(&self, out: &mut OutputSide, cx: Option<&mut Context<'_>>) -> Poll<io::Result<()>> {
+        if out.queue.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(kind) = out.error {
+            return Poll::Ready(Err(sticky(kind)));
+        }
+        let Some(io) = out.io.clone() else {
+            if self.is_closed() {
+                return Poll::Ready(Err(Event::closed()));
+            }
+            if let Some(cx) = cx {
+                store_waker(&mut out.waker, cx);
+            }
+            return Poll::Pending;
+        };
+        let mut cx = cx;
+        for _ in 0..FLUSH_BUDGET {
+            let res = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n = out.queue.io_slices(&mut iov);
+                sys::write_vectored(io.get_ref(), &iov[..n])
+            };
+            match res {
+                Ok(0) => {
+                    out.error = Some(io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => {
+                    out.queue.advance(n);
+                    out.total += n as u64;
+                    self.out_len.store(out.queue.len(), Ordering::Release);
+                    if out.queue.is_empty() {
+                        out.drains += 1;
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match cx.as_deref_mut() {
+                    None => return Poll::Pending,
+                    Some(cx) => match io.poll_writable(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {
+                            store_waker(&mut out.waker, cx);
+                            return Poll::Pending;
+                        }
+                    },
+                },
+                Err(e) => {
+                    out.error = Some(e.kind());
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        if let Some(cx) = cx {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// Pushes queued output to the kernel without waiting (cl-async's
+    /// `force-output`).
+    pub(crate) fn force_output(&self) -> io::Result<()> {
+        let mut out = self.output();
+        match self.flush_locked(&mut out, None) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Event::closed()));
+        }
+        let mut out = self.output();
+        let res = self.flush_locked(&mut out, Some(cx));
+        if res.is_ready() {
+            out.held = false;
+        }
+        res
+    }
+
+    /// Pushes output from the read path: queued bytes go out whenever the
+    /// stream is polled. Errors stay sticky for the next write to report.
+    pub(crate) fn push_output(&self, cx: &mut Context<'_>) {
+        if self.queued() != 0 && !self.is_closed() {
+            let _ = self.poll_flush(cx);
+        }
+    }
+
+    /// futures-io `poll_write`, with the high/low-water backpressure.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Event::closed()));
+        }
+        let mut out = self.output();
+        self.check_writable(&out)?;
+        if out.held || out.queue.len() >= out.high {
+            out.held = true;
+            match self.flush_locked(&mut out, Some(cx)) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                _ if out.queue.len() > out.low => return Poll::Pending,
+                _ => out.held = false,
+            }
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if out.queue.is_empty() && buf.len() >= DIRECT_WRITE {
+            if let Some(io) = out.io.clone() {
+                loop {
+                    match sys::write_vectored(io.get_ref(), &[IoSlice::new(buf)]) {
+                        Ok(n) => {
+                            out.total += n as u64;
+                            return Poll::Ready(Ok(n));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match io.poll_writable(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {
+                                store_waker(&mut out.waker, cx);
+                                return Poll::Pending;
+                            }
+                        },
+                        Err(e) => {
+                            out.error = Some(e.kind());
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        let room = out.high.saturating_sub(out.queue.len()).max(1);
+        let n = buf.len().min(room.max(DIRECT_WRITE));
+        let was_empty = out.queue.is_empty();
+        out.queue.push_slice(&buf[..n]);
+        self.queued_more(&out, was_empty);
+        if out.queue.len() >= out.high {
+            // Start sending now; a full kernel buffer is reported by the
+            // next call, which then holds back.
+            if let Poll::Ready(Err(e)) = self.flush_locked(&mut out, Some(cx)) {
+                // The bytes were accepted; the error is sticky and the next
+                // call reports it.
+                let _ = e;
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Flushes, then shuts down the write side (half-close). Harmless to
+    /// repeat.
+    pub(crate) fn poll_shutdown_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut out = self.output();
+        if out.shut {
+            return Poll::Ready(Ok(()));
+        }
+        match self.flush_locked(&mut out, Some(cx)) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        let Some(io) = out.io.clone() else {
+            store_waker(&mut out.waker, cx);
+            return Poll::Pending;
+        };
+        out.shut = true;
+        match io.get_ref().shutdown(Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Marks the connection closing: writes are refused from now on, queued
+    /// output still goes. The driver (or the next poll) finishes the close.
+    pub(crate) fn request_close(&self) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            let w = self.output().waker.take();
+            if let Some(w) = w {
+                w.wake();
+            }
+            self.wake_driver();
+        }
+    }
+
+    /// Graceful close: refuse new writes, flush, shut down the write side,
+    /// then release the socket. Harmless to repeat.
+    pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        self.closing.store(true, Ordering::Release);
+        let res = match self.poll_shutdown_write(cx) {
+            Poll::Pending if self.is_connected() => return Poll::Pending,
+            // Closed before it connected: nothing queued can go out.
+            Poll::Pending => Err(Event::Canceled { socket: None }.into()),
+            Poll::Ready(res) => res,
+        };
+        self.release(false);
+        Poll::Ready(res)
+    }
+
+    /// cl-async's `close :abort t`: drop both buffers and close now, with
+    /// RST if connected.
+    pub(crate) fn abort(&self) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(io) = self.io() {
+            let _ = sys::set_zero_linger(io.get_ref());
+        }
+        self.closing.store(true, Ordering::Release);
+        self.release(true);
+    }
+
+    /// Closes the descriptor now and wakes every waiter, who will see
+    /// `Closed`. Socket data is dropped so that sockets which refer to each
+    /// other through it (a proxy's pair) do not keep each other alive.
+    fn release(&self, abort: bool) {
+        let (io_in, io_out, w1, w2) = {
+            let mut i = self.input();
+            let mut o = self.output();
+            self.closed.store(true, Ordering::Release);
+            i.buf.clear();
+            o.queue.clear();
+            self.out_len.store(0, Ordering::Release);
+            (i.io.take(), o.io.take(), i.waker.take(), o.waker.take())
+        };
+        if !abort {
+            if let Some(io) = &io_in {
+                drain_kernel(io);
+            }
+        }
+        drop(io_in);
+        drop(io_out);
+        w1.into_iter().chain(w2).for_each(Waker::wake);
+        self.wake_driver();
+        self.set_data(None);
+    }
+}
+
+/// Reads into `out` straight from the kernel.
+fn read_slice(io: &Io, out: &mut [u8]) -> io::Result<usize> {
+    #[cfg(unix)]
+    loop {
+        match rustix::io::read(io.get_ref(), &mut *out) {
+            Err(rustix::io::Errno::INTR) => continue,
+            res => return res.map_err(Into::into),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Read;
+        (&mut io.get_ref()).read(out)
+    }
+}
+
+/// Reads and discards what the kernel holds, bounded, so that closing the
+/// descriptor sends FIN rather than the RST Linux sends when unread data is
+/// left.
+fn drain_kernel(io: &Io) {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..64 {
+        match read_slice(io, &mut scratch) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! [`TcpServer`]: a listening socket that accepts [`TcpStream`]s.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use async_io::Async;
+use futures_lite::Stream;
+
+use crate::{Event, TcpStream};
+
+/// The listen backlog when none is given (cl-async's default).
+pub const DEFAULT_BACKLOG: u32 = 128;
+
+/// A TCP listener: the await face of cl-async's `tcp-server`.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+/// use streamish::{TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?; // port 0: any free port
+/// let addr = server.local_addr();
+/// let mut client = TcpStream::connect(addr).await?;
+/// client.write_all(b"hai").await?;
+/// client.close().await?;
+///
+/// let mut incoming = server.incoming();
+/// let mut peer = incoming.next().await.unwrap()?;
+/// let mut got = Vec::new();
+/// peer.read_to_end(&mut got).await?;
+/// assert_eq!(got, b"hai");
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub struct TcpServer {
+    listener: Async<TcpListener>,
+    local: SocketAddr,
+}
+
+impl TcpServer {
+    /// Binds to `addr` (an IP address and port; port 0 picks a free port)
+    /// with the default backlog. An address in use fails at once with
+    /// [`Event::AddressInUse`].
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpServer> {
+        TcpServer::bind_with_backlog(addr, DEFAULT_BACKLOG)
+    }
+
+    /// Binds with a listen backlog of `backlog` pending connections.
+    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpServer> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match listen(addr, backlog) {
+                Ok(listener) => {
+                    let local = listener.local_addr()?;
+                    let listener = Async::new(listener)?;
+                    return Ok(TcpServer { listener, local });
+                }
+                Err(e) => {
+                    let error = io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+                    last = Some(Event::from(error));
+                }
+            }
+        }
+        Err(last
+            .map(io::Error::from)
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")))
+    }
+
+    /// The address the server listens on, with the real port when bound to
+    /// port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits for the next connection. `TCP_NODELAY` is turned on.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        futures_lite::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        loop {
+            match self.listener.get_ref().accept() {
+                Ok((stream, addr)) => {
+                    stream.set_nodelay(true)?;
+                    return Poll::Ready(Ok((TcpStream::try_from(stream)?, addr)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.listener.poll_readable(cx))?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The accepted connections as a `Stream`. An error (for example, out
+    /// of file descriptors) is yielded and the stream goes on.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { server: self }
+    }
+
+    pub(crate) fn listener(&self) -> &Async<TcpListener> {
+        &self.listener
+    }
+}
+
+impl fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpServer").field("local", &self.local).finish()
+    }
+}
+
+/// The stream of [`TcpServer::incoming`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a> {
+    server: &'a TcpServer,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.server.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").field("local", &self.server.local).finish()
+    }
+}
+
+#[cfg(unix)]
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv6() {
+        AddressFamily::INET6
+    } else {
+        AddressFamily::INET
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    // As std does: a restarted server can bind while old connections linger
+    // in TIME_WAIT. Two listeners still cannot share an address.
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
+    Ok(TcpListener::from(fd))
+}
+
+#[cfg(not(unix))]
+fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}

@@ -1,0 +1,231 @@
+//! [`TcpSocket`]: the cheap, shareable handle to one connection.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_io::Async;
+use bytes::Bytes;
+
+use crate::conn::Conn;
+
+/// A handle to one TCP connection: cl-async's `socket`.
+///
+/// Cheap to clone (`Arc`), `Send + Sync`, and usable from any task or
+/// thread: the callback face hands it to callbacks, and a proxy writes to
+/// its partner's socket from its own callbacks. Writes never wait; they are
+/// queued and go out when the connection is next polled (by its callback
+/// driver, or by a stream over it). Wrap it in a
+/// [`TcpStream`](crate::TcpStream) (cl-async's
+/// `make-instance 'async-io-stream :socket sock`) to read and await.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+/// use streamish::{TcpServer, TcpSocket, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let client = TcpStream::connect(server.local_addr()).await?;
+/// let (mut peer, _) = server.accept().await?;
+///
+/// let socket: TcpSocket = client.socket().clone();
+/// socket.write(b"hai")?; // never waits
+/// let mut stream = TcpStream::new(socket); // the same connection
+/// stream.close().await?; // flushes, then shuts down the write side
+///
+/// let mut got = String::new();
+/// peer.read_to_string(&mut got).await?;
+/// assert_eq!(got, "hai");
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct TcpSocket {
+    pub(crate) conn: Arc<Conn>,
+}
+
+impl TcpSocket {
+    pub(crate) fn from_conn(conn: Arc<Conn>) -> TcpSocket {
+        TcpSocket { conn }
+    }
+
+    pub(crate) fn from_async(io: Async<std::net::TcpStream>) -> TcpSocket {
+        TcpSocket::from_conn(Arc::new(Conn::new(Some(Arc::new(io)))))
+    }
+
+    /// Queues `data` to be sent (cl-async's `write-socket-data`). Never
+    /// waits and never takes part of it. Fails with
+    /// [`Event::Closed`](crate::Event::Closed) once the socket is closing.
+    pub fn write(&self, data: &[u8]) -> io::Result<()> {
+        self.conn.write_now(data)
+    }
+
+    /// Queues `data` without copying it (unless it is small).
+    pub fn write_bytes(&self, data: impl Into<Bytes>) -> io::Result<()> {
+        self.conn.write_bytes_now(data.into())
+    }
+
+    /// Closes gracefully (cl-async's `close-socket`): refuses new writes;
+    /// what is queued still goes out, then the write side is shut down and
+    /// the socket released. Returns at once; the connection's driver (or
+    /// the next poll of a stream over it) finishes the close.
+    pub fn close(&self) {
+        self.conn.request_close();
+    }
+
+    /// Closes now, dropping queued output (cl-async's
+    /// `close-socket :force t`); the peer sees a reset.
+    pub fn close_force(&self) {
+        self.conn.abort();
+    }
+
+    /// Whether the socket is closed (cl-async's `socket-closed-p`): closed,
+    /// aborted, or closing gracefully.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closing()
+    }
+
+    /// Whether the socket is open: not closed, not closing.
+    pub fn is_open(&self) -> bool {
+        !self.conn.is_closing()
+    }
+
+    /// Whether the connection is established (the callback face's
+    /// `tcp_connect` returns before it is).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_connected() && !self.conn.is_closed()
+    }
+
+    fn with_io<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
+        match self.conn.io() {
+            Some(io) => f(io.get_ref()),
+            None if self.conn.is_closed() => Err(crate::Event::closed()),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "the socket is not connected yet")),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_io(|s| s.peer_addr())
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_io(|s| s.local_addr())
+    }
+
+    /// Sets `TCP_NODELAY`. streamish turns it on for the connections it
+    /// makes and accepts, because it coalesces small writes itself.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.with_io(|s| s.set_nodelay(on))
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.with_io(|s| s.nodelay())
+    }
+
+    /// Bytes read from the kernel so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.conn.bytes_read()
+    }
+
+    /// Bytes handed to the kernel so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.conn.bytes_written()
+    }
+
+    /// Bytes queued and not yet handed to the kernel.
+    pub fn queued(&self) -> usize {
+        self.conn.queued()
+    }
+
+    /// Bytes read and buffered, not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.conn.buffered()
+    }
+
+    /// Sets the output queue's water marks: `AsyncWrite::poll_write` holds
+    /// back once `high` bytes are queued and resumes below `low`. Fails with
+    /// `InvalidInput` unless `0 < high` and `low <= high`. The defaults are
+    /// [`DEFAULT_HIGH_WATER`](crate::DEFAULT_HIGH_WATER) and
+    /// [`DEFAULT_LOW_WATER`](crate::DEFAULT_LOW_WATER).
+    pub fn set_water_marks(&self, high: usize, low: usize) -> io::Result<()> {
+        self.conn.set_water_marks(high, low)
+    }
+
+    /// The output queue's `(high, low)` water marks.
+    pub fn water_marks(&self) -> (usize, usize) {
+        self.conn.water_marks()
+    }
+
+    /// Attaches application data (cl-async's `(setf socket-data)`),
+    /// replacing any. It is dropped when the socket closes, so two sockets
+    /// that refer to each other through it do not leak.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{TcpServer, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(server.local_addr()).await?;
+    /// let socket = stream.socket();
+    /// socket.set_data(42u32);
+    /// assert_eq!(socket.data::<u32>().as_deref(), Some(&42));
+    /// assert!(socket.data::<String>().is_none());
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub fn set_data<T: Any + Send + Sync>(&self, data: T) {
+        self.conn.set_data(Some(Arc::new(data)));
+    }
+
+    /// The application data, if there is some of type `T` (cl-async's
+    /// `socket-data`).
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.conn.data()?.downcast::<T>().ok()
+    }
+
+    /// Removes the application data.
+    pub fn clear_data(&self) {
+        self.conn.set_data(None);
+    }
+
+    /// Whether two handles refer to the same connection.
+    pub fn ptr_eq(&self, other: &TcpSocket) -> bool {
+        Arc::ptr_eq(&self.conn, &other.conn)
+    }
+}
+
+impl fmt::Debug for TcpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpSocket");
+        if let Ok(a) = self.local_addr() {
+            d.field("local", &a);
+        }
+        if let Ok(a) = self.peer_addr() {
+            d.field("peer", &a);
+        }
+        d.field("open", &self.is_open()).finish()
+    }
+}
+
+impl From<Async<std::net::TcpStream>> for TcpSocket {
+    fn from(io: Async<std::net::TcpStream>) -> TcpSocket {
+        TcpSocket::from_async(io)
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpSocket {
+    type Error = io::Error;
+
+    /// Registers a connected std stream with the reactor (it is made
+    /// non-blocking).
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpSocket> {
+        Ok(TcpSocket::from_async(Async::new(s)?))
+    }
+}

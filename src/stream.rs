@@ -1,0 +1,495 @@
+//! The stream types: [`TcpStream`] (both directions) and its halves
+//! [`TcpInputStream`] and [`TcpOutputStream`].
+//!
+//! Each is a [`TcpSocket`] plus, for the input side, the front of the input
+//! buffer that `AsyncBufRead::poll_fill_buf` lent out. All the work is in
+//! [`crate::conn`]; this module maps the traits onto it.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use async_io::Async;
+use bytes::{Buf, Bytes};
+use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
+
+use crate::addr::{self, ToAddrs};
+use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, TcpSocket};
+
+/// The input half's state: the socket and the bytes `poll_fill_buf` took out
+/// of the shared buffer and lent to the caller (they precede everything
+/// still in the shared buffer).
+struct Reader {
+    socket: TcpSocket,
+    front: Bytes,
+}
+
+impl Reader {
+    fn new(socket: TcpSocket) -> Reader {
+        Reader {
+            socket,
+            front: Bytes::new(),
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if !self.front.is_empty() {
+            let n = buf.len().min(self.front.len());
+            buf[..n].copy_from_slice(&self.front[..n]);
+            self.front.advance(n);
+            return Poll::Ready(Ok(n));
+        }
+        self.socket.conn.poll_read(cx, buf)
+    }
+
+    fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        if self.front.is_empty() {
+            if let Some(bytes) = ready!(self.socket.conn.poll_take(cx))? {
+                self.front = bytes;
+            }
+        }
+        Poll::Ready(Ok(&self.front))
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.front.advance(amt.min(self.front.len()));
+    }
+
+    fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.socket.conn.is_closed() {
+            return Err(crate::Event::closed());
+        }
+        let n = buf.len().min(self.front.len());
+        buf[..n].copy_from_slice(&self.front[..n]);
+        self.front.advance(n);
+        if n == buf.len() {
+            return Ok(n);
+        }
+        match self.socket.conn.read_now(&mut buf[n..]) {
+            Ok(k) => Ok(n + k),
+            Err(_) if n > 0 => Ok(n),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.front.len() + self.socket.conn.buffered()
+    }
+
+    fn clear(&mut self) {
+        self.front = Bytes::new();
+        self.socket.conn.clear_input();
+    }
+}
+
+/// A TCP stream in both directions: cl-async's `async-io-stream`.
+///
+/// Reads come from an input buffer the stream fills from the socket;
+/// writes go to an output queue that is sent, coalesced into vectored
+/// writes, whenever the stream is polled. It implements the cl-async traits
+/// ([`AsyncInputStream`], [`AsyncOutputStream`], hence
+/// [`AsyncIoStream`](crate::AsyncIoStream)) and futures-io's `AsyncRead`,
+/// `AsyncBufRead` and `AsyncWrite`, so futures-lite's whole toolbox works.
+///
+/// # Examples
+///
+/// A request and its response, with no explicit flush: reading pushes the
+/// queued request out.
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+/// use streamish::{TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let mut client = TcpStream::connect(server.local_addr()).await?;
+/// let (mut peer, _) = server.accept().await?;
+///
+/// client.write_all(b"ping").await?;      // queued
+/// let mut buf = [0u8; 4];
+/// let reply = async {
+///     peer.read_exact(&mut buf).await?;  // the read below sent it
+///     peer.write_all(b"pong").await?;
+///     peer.flush().await
+/// };
+/// let mut got = [0u8; 4];
+/// let (r1, r2) = futures_lite::future::zip(reply, client.read_exact(&mut got)).await;
+/// r1?; r2?;
+/// assert_eq!(&got, b"pong");
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+///
+/// # Caveats
+///
+/// One task should read and one task write at a time (they may be the same
+/// task); two readers wake each other in turn, as with `Async<T>`. Dropping
+/// a stream without closing or flushing it discards output still queued, as
+/// dropping a `BufWriter` does; other [`TcpSocket`] handles keep the
+/// connection itself alive.
+pub struct TcpStream {
+    reader: Reader,
+}
+
+/// The input half of a [`TcpStream`]: cl-async's `async-input-stream`.
+///
+/// Made by [`TcpStream::split`] or by wrapping a socket with
+/// [`TcpInputStream::new`].
+pub struct TcpInputStream {
+    reader: Reader,
+}
+
+/// The output half of a [`TcpStream`]: cl-async's `async-output-stream`.
+///
+/// Made by [`TcpStream::split`] or by wrapping a socket with
+/// [`TcpOutputStream::new`]. Dropping it does not shut down the write side:
+/// close it for that.
+pub struct TcpOutputStream {
+    socket: TcpSocket,
+}
+
+/// The error of [`TcpStream::reunite`]: the halves came from different
+/// streams. It gives them back.
+#[derive(Debug)]
+pub struct ReuniteError(pub TcpInputStream, pub TcpOutputStream);
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves belong to different connections")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
+
+impl TcpStream {
+    /// Connects to `addr`: a socket address, `"host:port"`, or
+    /// `(host, port)`. IP literals connect at once; names are resolved off
+    /// the executor, and every address found, IPv6 and IPv4, is tried in
+    /// turn. Errors say which host failed and why:
+    /// [`Event::Dns`](crate::Event::Dns) when the name does not resolve,
+    /// [`Event::Refused`](crate::Event::Refused) when nobody listens.
+    /// `TCP_NODELAY` is turned on (streamish coalesces small writes itself).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{TcpServer, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let port = server.local_addr().port();
+    /// let a = TcpStream::connect(server.local_addr()).await?;
+    /// let b = TcpStream::connect(("127.0.0.1", port)).await?;
+    /// let c = TcpStream::connect(format!("127.0.0.1:{port}")).await?;
+    /// assert_eq!(a.peer_addr()?, c.peer_addr()?);
+    /// # drop(b);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub async fn connect<A: ToAddrs>(addr: A) -> io::Result<TcpStream> {
+        let io = addr::connect(addr).await?;
+        io.get_ref().set_nodelay(true)?;
+        Ok(TcpStream::from(io))
+    }
+
+    /// Wraps a socket in a stream (cl-async's
+    /// `make-instance 'async-io-stream :socket sock`). Several streams over
+    /// one socket share its buffers.
+    pub fn new(socket: TcpSocket) -> TcpStream {
+        TcpStream {
+            reader: Reader::new(socket),
+        }
+    }
+
+    /// The socket this stream wraps.
+    pub fn socket(&self) -> &TcpSocket {
+        &self.reader.socket
+    }
+
+    /// Gives up the stream, keeping the socket. Bytes lent out by
+    /// `fill_buf` and not consumed go back to the front of the socket's
+    /// input buffer.
+    pub fn into_socket(self) -> TcpSocket {
+        restore_front(self.reader)
+    }
+
+    /// Splits the stream into its input and output halves, which can be
+    /// used from different tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{TcpServer, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(server.local_addr()).await?;
+    /// let (input, output) = stream.split();
+    /// let stream = TcpStream::reunite(input, output).unwrap();
+    /// # drop(stream);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub fn split(self) -> (TcpInputStream, TcpOutputStream) {
+        let output = TcpOutputStream {
+            socket: self.reader.socket.clone(),
+        };
+        (TcpInputStream { reader: self.reader }, output)
+    }
+
+    /// Puts halves made by [`split`](TcpStream::split) back together;
+    /// halves of different connections are given back in the error.
+    pub fn reunite(input: TcpInputStream, output: TcpOutputStream) -> Result<TcpStream, ReuniteError> {
+        if input.reader.socket.ptr_eq(&output.socket) {
+            Ok(TcpStream { reader: input.reader })
+        } else {
+            Err(ReuniteError(input, output))
+        }
+    }
+
+    /// Half-close: sends what is queued, then shuts down the write side.
+    /// Reading goes on until the peer's end of file. `AsyncWrite::close`
+    /// does the same.
+    pub async fn shutdown_write(&mut self) -> io::Result<()> {
+        futures_lite::future::poll_fn(|cx| self.reader.socket.conn.poll_shutdown_write(cx)).await
+    }
+
+    /// Shuts down the read side, the write side or both at once, without
+    /// flushing (as `std::net::TcpStream::shutdown`).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self.socket().conn.io() {
+            Some(io) => io.get_ref().shutdown(how),
+            None => Err(crate::Event::closed()),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket().local_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (on by default).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.socket().set_nodelay(on)
+    }
+
+    /// Bytes read from the kernel so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.socket().bytes_read()
+    }
+
+    /// Bytes handed to the kernel so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.socket().bytes_written()
+    }
+
+    /// Queues `data` without copying it (unless it is small); never waits.
+    pub fn write_bytes(&mut self, data: impl Into<Bytes>) -> io::Result<()> {
+        self.socket().write_bytes(data)
+    }
+}
+
+/// Puts bytes lent by `fill_buf` back in front of the shared buffer.
+fn restore_front(reader: Reader) -> TcpSocket {
+    if !reader.front.is_empty() {
+        let rest = reader.socket.conn.with_buffered(|b| b.to_vec());
+        reader.socket.conn.clear_input();
+        let _ = reader.socket.conn.append_input(&reader.front);
+        let _ = reader.socket.conn.append_input(&rest);
+    }
+    reader.socket
+}
+
+impl TcpInputStream {
+    /// Wraps a socket in an input stream (cl-async's
+    /// `make-instance 'async-input-stream :socket sock`).
+    pub fn new(socket: TcpSocket) -> TcpInputStream {
+        TcpInputStream {
+            reader: Reader::new(socket),
+        }
+    }
+
+    /// Gives up the stream, keeping the socket.
+    pub fn into_socket(self) -> TcpSocket {
+        restore_front(self.reader)
+    }
+}
+
+impl TcpOutputStream {
+    /// Wraps a socket in an output stream (cl-async's
+    /// `make-instance 'async-output-stream :socket sock`).
+    pub fn new(socket: TcpSocket) -> TcpOutputStream {
+        TcpOutputStream { socket }
+    }
+
+    /// Gives up the stream, keeping the socket.
+    pub fn into_socket(self) -> TcpSocket {
+        self.socket
+    }
+
+    /// Half-close: sends what is queued, then shuts down the write side.
+    pub async fn shutdown_write(&mut self) -> io::Result<()> {
+        futures_lite::future::poll_fn(|cx| self.socket.conn.poll_shutdown_write(cx)).await
+    }
+
+    /// Queues `data` without copying it (unless it is small); never waits.
+    pub fn write_bytes(&mut self, data: impl Into<Bytes>) -> io::Result<()> {
+        self.socket.write_bytes(data)
+    }
+}
+
+impl From<Async<std::net::TcpStream>> for TcpStream {
+    fn from(io: Async<std::net::TcpStream>) -> TcpStream {
+        TcpStream::new(TcpSocket::from_async(io))
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+
+    /// Registers a connected std stream with the reactor (it is made
+    /// non-blocking).
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream::new(TcpSocket::try_from(s)?))
+    }
+}
+
+impl From<TcpSocket> for TcpStream {
+    fn from(socket: TcpSocket) -> TcpStream {
+        TcpStream::new(socket)
+    }
+}
+
+macro_rules! impl_debug {
+    ($($ty:ident),*) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty)).field("socket", AsyncStream::socket(self)).finish()
+            }
+        }
+    )*};
+}
+
+impl_debug!(TcpStream, TcpInputStream, TcpOutputStream);
+
+// ---- the traits, for the types that read ----
+
+macro_rules! impl_input {
+    ($ty:ident, push_output: $push:expr) => {
+        impl AsyncStream for $ty {
+            fn socket(&self) -> &TcpSocket {
+                &self.reader.socket
+            }
+            fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let this = self.get_mut();
+                this.reader.front = Bytes::new();
+                this.reader.socket.conn.poll_close(cx)
+            }
+            fn abort(&mut self) {
+                self.reader.front = Bytes::new();
+                self.reader.socket.conn.abort();
+            }
+        }
+
+        impl AsyncRead for $ty {
+            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+                let this = self.get_mut();
+                if $push {
+                    this.reader.socket.conn.push_output(cx);
+                }
+                this.reader.poll_read(cx, buf)
+            }
+        }
+
+        impl AsyncBufRead for $ty {
+            fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+                let this = self.get_mut();
+                if $push {
+                    this.reader.socket.conn.push_output(cx);
+                }
+                this.reader.poll_fill_buf(cx)
+            }
+            fn consume(self: Pin<&mut Self>, amt: usize) {
+                self.get_mut().reader.consume(amt)
+            }
+        }
+
+        impl AsyncInputStream for $ty {
+            fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.reader.read_sequence(buf)
+            }
+            fn eof_seen(&self) -> bool {
+                self.reader.socket.conn.at_eof()
+            }
+            fn buffered(&self) -> usize {
+                self.reader.buffered()
+            }
+            fn clear_input(&mut self) {
+                self.reader.clear()
+            }
+            fn append_bytes(&mut self, data: &[u8]) -> io::Result<()> {
+                self.reader.socket.conn.append_input(data)
+            }
+        }
+    };
+}
+
+impl_input!(TcpStream, push_output: true);
+impl_input!(TcpInputStream, push_output: false);
+
+// ---- the traits, for the types that write ----
+
+macro_rules! impl_output {
+    ($ty:ident, $($sock:ident).+) => {
+        impl AsyncWrite for $ty {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.$($sock).+.conn.poll_write(cx, buf)
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.$($sock).+.conn.poll_flush(cx)
+            }
+            /// Half-close: flushes, then shuts down the write side; reading
+            /// goes on. [`AsyncStream::poll_close_stream`] closes entirely.
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.$($sock).+.conn.poll_shutdown_write(cx)
+            }
+        }
+
+        impl AsyncOutputStream for $ty {
+            fn write_sequence(&mut self, buf: &[u8]) -> io::Result<()> {
+                self.$($sock).+.conn.write_now(buf)
+            }
+            fn force_output(&mut self) -> io::Result<()> {
+                self.$($sock).+.conn.force_output()
+            }
+            fn poll_finish_output(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.$($sock).+.conn.poll_flush(cx)
+            }
+            fn clear_output(&mut self) {
+                self.$($sock).+.conn.clear_output()
+            }
+            fn queued(&self) -> usize {
+                self.$($sock).+.conn.queued()
+            }
+        }
+    };
+}
+
+impl_output!(TcpStream, reader.socket);
+impl_output!(TcpOutputStream, socket);
+
+impl AsyncStream for TcpOutputStream {
+    fn socket(&self) -> &TcpSocket {
+        &self.socket
+    }
+    fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.socket.conn.poll_close(cx)
+    }
+    fn abort(&mut self) {
+        self.socket.conn.abort();
+    }
+}

@@ -1,0 +1,99 @@
+//! The few system calls streamish makes itself rather than through `std`.
+//!
+//! * Reads go straight into a `BytesMut`'s spare capacity. futures-io's
+//!   `&mut [u8]` would force zeroing that memory before every read (or
+//!   handing the kernel uninitialised memory as a `&mut [u8]`, which is
+//!   undefined behaviour); rustix reads into `&mut [MaybeUninit<u8>]` safely
+//!   and tells how much it initialised. This is the crate's one `unsafe`
+//!   block; see `design/decisions.md`.
+//! * Vectored writes use `sendmsg(MSG_NOSIGNAL)` on Linux, so writing to a
+//!   peer that has gone away is `EPIPE`, never a `SIGPIPE` that kills a
+//!   process which did not ignore it (std's `write_vectored` is a plain
+//!   `writev`).
+//! * Abort sets `SO_LINGER` to zero, so closing the descriptor sends RST.
+
+use std::io::{self, IoSlice};
+use std::net::TcpStream;
+
+use bytes::BytesMut;
+
+/// Reads once from `stream` into the spare capacity of `buf` and extends
+/// `buf` by what was read. `Ok(0)` is end of file; `WouldBlock` is passed on.
+#[cfg(unix)]
+pub(crate) fn read_into(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        let len = buf.len();
+        match rustix::io::read(stream, buf.spare_capacity_mut()) {
+            Ok((filled, _)) => {
+                let n = filled.len();
+                // SAFETY: `rustix::io::read` initialised the first `n` bytes
+                // of the spare capacity (it returned them as `filled`), so
+                // the first `len + n` bytes of `buf` are initialised.
+                unsafe { buf.set_len(len + n) };
+                return Ok(n);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Portable fallback: zero the spare capacity, then read through `std`.
+#[cfg(not(unix))]
+pub(crate) fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    use std::io::Read;
+    let len = buf.len();
+    buf.resize(buf.capacity(), 0);
+    let res = loop {
+        match stream.read(&mut buf[len..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => break res,
+        }
+    };
+    buf.truncate(len + *res.as_ref().unwrap_or(&0));
+    res
+}
+
+/// Writes `bufs` in one system call, without raising `SIGPIPE`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
+    loop {
+        match sendmsg(
+            stream,
+            bufs,
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            res => return res.map_err(Into::into),
+        }
+    }
+}
+
+/// Writes `bufs` in one system call.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn write_vectored(mut stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    use std::io::Write;
+    loop {
+        match stream.write_vectored(bufs) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => return res,
+        }
+    }
+}
+
+/// Makes closing `stream` send RST and drop unsent data (cl-async's
+/// `close :abort t`).
+pub(crate) fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO))
+            .map_err(Into::into)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stream;
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The four stream traits, mirroring cl-async's stream classes.
+//!
+//! Every method that might wait is a `poll_*` method here, with a named
+//! future in [`crate::ext`]; every other method returns at once. The traits
+//! are object-safe: `Box<dyn AsyncIoStream + Send + Unpin>` works.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::io::{AsyncBufRead, AsyncWrite};
+
+use crate::TcpSocket;
+
+/// cl-async's `async-stream`: a stream over a socket, open until closed.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::{AsyncStream, AsyncStreamExt, TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let mut stream = TcpStream::connect(server.local_addr()).await?;
+/// assert!(stream.is_open());
+/// stream.close_stream().await?;
+/// assert!(!stream.is_open());
+/// stream.close_stream().await?; // closing twice is harmless
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub trait AsyncStream {
+    /// The socket this stream wraps.
+    fn socket(&self) -> &TcpSocket;
+
+    /// Whether the stream is still open: not closed, not aborted.
+    fn is_open(&self) -> bool {
+        self.socket().is_open()
+    }
+
+    /// Closes gracefully (cl-async's `close`): refuses new writes, sends
+    /// everything queued, shuts down the write side, then releases the
+    /// socket. Harmless to call again once closed.
+    ///
+    /// This is the poll form of [`AsyncStreamExt::close_stream`](crate::AsyncStreamExt::close_stream).
+    fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Closes at once, dropping both buffers (cl-async's `close :abort t`).
+    /// The peer sees a reset if the connection was up.
+    fn abort(&mut self);
+}
+
+/// cl-async's `async-input-stream`: reads that never wait, over an input
+/// buffer, plus futures-io's `AsyncBufRead` for code that wants to await.
+///
+/// `read_sequence` and `read_byte` return what is available *now*: the
+/// buffered bytes, then whatever the kernel already holds. When there is
+/// nothing they return at once (`0`, `None`), which is not end of file:
+/// [`at_eof`](AsyncInputStream::at_eof) tells the two apart.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::{AsyncInputStream, TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let mut stream = TcpStream::connect(server.local_addr()).await?;
+/// let mut buf = [0u8; 16];
+/// // Nothing has been sent: the read returns at once, and it is not EOF.
+/// assert_eq!(stream.read_sequence(&mut buf)?, 0);
+/// assert_eq!(stream.read_byte()?, None);
+/// assert!(!stream.at_eof());
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
+    /// Fills `buf` with what is available now and returns how many bytes it
+    /// wrote; never waits. `Ok(0)` means nothing is available (see
+    /// [`at_eof`](AsyncInputStream::at_eof)). Fails with
+    /// [`Event::Closed`](crate::Event::Closed) once the stream is closed.
+    fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Reads one byte if one is available now; never waits. `Ok(None)` means
+    /// nothing yet; at end of file it fails with
+    /// [`Event::Eof`](crate::Event::Eof) (kind `UnexpectedEof`), as
+    /// cl-async's `read-byte` signals `end-of-file`.
+    fn read_byte(&mut self) -> io::Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        match self.read_sequence(&mut b)? {
+            1 => Ok(Some(b[0])),
+            _ if self.at_eof() => Err(crate::Event::Eof {
+                socket: Some(self.socket().clone()),
+            }
+            .into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the peer's end of file has been seen (bytes may still be
+    /// buffered before it).
+    fn eof_seen(&self) -> bool;
+
+    /// How many bytes are buffered and readable without the kernel.
+    fn buffered(&self) -> usize;
+
+    /// Whether the stream is at end of file: EOF was seen and every byte
+    /// before it has been read.
+    fn at_eof(&self) -> bool {
+        self.eof_seen() && self.buffered() == 0
+    }
+
+    /// Drops every buffered input byte (cl-async's `clear-input`).
+    fn clear_input(&mut self);
+
+    /// Appends bytes to the input buffer, to be read after what is already
+    /// there (cl-async's `stream-append-bytes`).
+    fn append_bytes(&mut self, data: &[u8]) -> io::Result<()>;
+}
+
+/// cl-async's `async-output-stream`: writes that never wait, into an output
+/// queue, plus futures-io's `AsyncWrite` (with backpressure) for code that
+/// wants to await.
+///
+/// Queued output goes out without an explicit flush whenever the stream is
+/// next polled for reading, writing, flushing or closing; `force_output`
+/// starts it now and [`finish_output`](crate::AsyncOutputStreamExt::finish_output)
+/// waits until the kernel has it all.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let mut stream = TcpStream::connect(server.local_addr()).await?;
+/// stream.write_sequence(b"hello, ")?; // queued, never waits
+/// stream.write_byte(b'w')?;
+/// assert_eq!(stream.queued(), 8);
+/// stream.finish_output().await?; // now the kernel has it
+/// assert_eq!(stream.queued(), 0);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub trait AsyncOutputStream: AsyncStream + AsyncWrite {
+    /// Queues all of `buf`; never waits and never takes only part of it.
+    /// Fails with [`Event::Closed`](crate::Event::Closed) once the stream is
+    /// closing or closed, and with the connection's error once it failed.
+    fn write_sequence(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Queues one byte (cl-async's `write-byte`).
+    fn write_byte(&mut self, byte: u8) -> io::Result<()> {
+        self.write_sequence(&[byte])
+    }
+
+    /// Starts sending queued output now, as far as the kernel takes it
+    /// without waiting (cl-async's `force-output`).
+    fn force_output(&mut self) -> io::Result<()>;
+
+    /// Sends queued output until the kernel has all of it (cl-async's
+    /// `finish-output`); the poll form of
+    /// [`AsyncOutputStreamExt::finish_output`](crate::AsyncOutputStreamExt::finish_output).
+    fn poll_finish_output(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Drops queued output that has not reached the kernel (cl-async's
+    /// `clear-output`).
+    fn clear_output(&mut self);
+
+    /// How many bytes are queued and not yet handed to the kernel.
+    fn queued(&self) -> usize;
+}
+
+/// cl-async's `async-io-stream`: both directions. Implemented for every type
+/// that is both an input and an output stream.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::{AsyncIoStream, TcpServer, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let stream = TcpStream::connect(server.local_addr()).await?;
+/// let mut boxed: Box<dyn AsyncIoStream + Send + Unpin> = Box::new(stream);
+/// boxed.write_sequence(b"ping")?;
+/// assert_eq!(boxed.queued(), 4);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub trait AsyncIoStream: AsyncInputStream + AsyncOutputStream {}
+
+impl<T: AsyncInputStream + AsyncOutputStream + ?Sized> AsyncIoStream for T {}
+
+macro_rules! deref_stream {
+    ($($ptr:ty),*) => {$(
+        impl<T: AsyncStream + Unpin + ?Sized> AsyncStream for $ptr {
+            fn socket(&self) -> &TcpSocket {
+                (**self).socket()
+            }
+            fn is_open(&self) -> bool {
+                (**self).is_open()
+            }
+            fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Pin::new(&mut **self.get_mut()).poll_close_stream(cx)
+            }
+            fn abort(&mut self) {
+                (**self).abort()
+            }
+        }
+
+        impl<T: AsyncInputStream + Unpin + ?Sized> AsyncInputStream for $ptr {
+            fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                (**self).read_sequence(buf)
+            }
+            fn read_byte(&mut self) -> io::Result<Option<u8>> {
+                (**self).read_byte()
+            }
+            fn eof_seen(&self) -> bool {
+                (**self).eof_seen()
+            }
+            fn buffered(&self) -> usize {
+                (**self).buffered()
+            }
+            fn at_eof(&self) -> bool {
+                (**self).at_eof()
+            }
+            fn clear_input(&mut self) {
+                (**self).clear_input()
+            }
+            fn append_bytes(&mut self, data: &[u8]) -> io::Result<()> {
+                (**self).append_bytes(data)
+            }
+        }
+
+        impl<T: AsyncOutputStream + Unpin + ?Sized> AsyncOutputStream for $ptr {
+            fn write_sequence(&mut self, buf: &[u8]) -> io::Result<()> {
+                (**self).write_sequence(buf)
+            }
+            fn write_byte(&mut self, byte: u8) -> io::Result<()> {
+                (**self).write_byte(byte)
+            }
+            fn force_output(&mut self) -> io::Result<()> {
+                (**self).force_output()
+            }
+            fn poll_finish_output(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Pin::new(&mut **self.get_mut()).poll_finish_output(cx)
+            }
+            fn clear_output(&mut self) {
+                (**self).clear_output()
+            }
+            fn queued(&self) -> usize {
+                (**self).queued()
+            }
+        }
+    )*};
+}
+
+deref_stream!(Box<T>, &mut T);
