@@ -73,7 +73,14 @@ macro_rules! addrs_from {
     )*};
 }
 
-addrs_from!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16), (Ipv4Addr, u16), (Ipv6Addr, u16));
+addrs_from!(
+    SocketAddr,
+    SocketAddrV4,
+    SocketAddrV6,
+    (IpAddr, u16),
+    (Ipv4Addr, u16),
+    (Ipv6Addr, u16)
+);
 
 impl sealed::Sealed for (&str, u16) {}
 impl ToAddrs for (&str, u16) {

@@ -52,6 +52,9 @@ pub(crate) struct Conn {
     closing: AtomicBool,
     /// Closed or aborted: every operation fails with `Closed`.
     closed: AtomicBool,
+    /// The callback driver stopped reading because the input buffer is
+    /// full; consuming input wakes it.
+    input_full: AtomicBool,
     /// Set while a callback of this connection runs: writes then need not
     /// wake the driver, which flushes when the callback returns.
     in_callback: AtomicBool,
@@ -135,6 +138,7 @@ impl Conn {
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             in_callback: AtomicBool::new(false),
+            input_full: AtomicBool::new(false),
             notify: Mutex::new(None),
             data: Mutex::new(None),
             ctl: Mutex::new(Default::default()),
@@ -197,6 +201,18 @@ impl Conn {
         }
     }
 
+    pub(crate) fn set_input_full(&self, on: bool) {
+        self.input_full.store(on, Ordering::Release);
+    }
+
+    /// Input was consumed: a driver that stopped reading on a full buffer
+    /// may read again.
+    fn input_consumed(&self) {
+        if self.input_full.load(Ordering::Acquire) && self.input_full.swap(false, Ordering::AcqRel) {
+            self.wake_driver();
+        }
+    }
+
     pub(crate) fn set_in_callback(&self, on: bool) {
         self.in_callback.store(on, Ordering::Release);
     }
@@ -236,6 +252,7 @@ impl Conn {
 
     pub(crate) fn clear_input(&self) {
         self.input().buf.clear();
+        self.input_consumed();
     }
 
     /// cl-async's `read-sequence`: buffered bytes plus one non-blocking read
@@ -245,6 +262,7 @@ impl Conn {
         if self.is_closed() {
             return Err(Event::closed());
         }
+        self.input_consumed();
         let mut inp = self.input();
         let mut n = inp.buf.copy_to(out);
         if n == out.len() || inp.eof {
@@ -333,7 +351,10 @@ impl Conn {
         }
         let mut inp = self.input();
         if !inp.buf.is_empty() || out.is_empty() {
-            return Poll::Ready(Ok(inp.buf.copy_to(out)));
+            let n = inp.buf.copy_to(out);
+            drop(inp);
+            self.input_consumed();
+            return Poll::Ready(Ok(n));
         }
         if out.len() >= MIN_READ && inp.error.is_none() && !inp.eof {
             if let Some(io) = inp.io.clone() {
@@ -386,7 +407,10 @@ impl Conn {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        Poll::Ready(Ok(Some(inp.buf.take_all())))
+        let bytes = inp.buf.take_all();
+        drop(inp);
+        self.input_consumed();
+        Poll::Ready(Ok(Some(bytes)))
     }
 
     /// Reads into the input buffer without taking anything out (the stream
@@ -402,10 +426,6 @@ impl Conn {
     /// Peeks at the buffered bytes without consuming them.
     pub(crate) fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         f(self.input().buf.as_slice())
-    }
-
-    pub(crate) fn consume(&self, n: usize) {
-        self.input().buf.consume(n);
     }
 
     // ----- output -----

@@ -4,7 +4,7 @@
 
 mod addr;
 mod buf;
-pub(crate) mod callback;
+mod callback;
 mod conn;
 mod event;
 mod ext;
@@ -15,6 +15,10 @@ mod sys;
 mod traits;
 
 pub use addr::ToAddrs;
+pub use callback::{
+    Driver, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, spawn, stats, tcp_connect,
+    tcp_server, with_event_loop,
+};
 pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};

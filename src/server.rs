@@ -101,10 +101,6 @@ impl TcpServer {
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { server: self }
     }
-
-    pub(crate) fn listener(&self) -> &Async<TcpListener> {
-        &self.listener
-    }
 }
 
 impl fmt::Debug for TcpServer {

@@ -103,7 +103,10 @@ impl TcpSocket {
         match self.conn.io() {
             Some(io) => f(io.get_ref()),
             None if self.conn.is_closed() => Err(crate::Event::closed()),
-            None => Err(io::Error::new(io::ErrorKind::NotConnected, "the socket is not connected yet")),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the socket is not connected yet",
+            )),
         }
     }
 

@@ -59,12 +59,7 @@ pub(crate) fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Resul
 pub(crate) fn write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
     loop {
-        match sendmsg(
-            stream,
-            bufs,
-            &mut SendAncillaryBuffer::default(),
-            SendFlags::NOSIGNAL,
-        ) {
+        match sendmsg(stream, bufs, &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL) {
             Err(rustix::io::Errno::INTR) => continue,
             res => return res.map_err(Into::into),
         }
@@ -88,8 +83,7 @@ pub(crate) fn write_vectored(mut stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io
 pub(crate) fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
     #[cfg(unix)]
     {
-        rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO))
-            .map_err(Into::into)
+        rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO)).map_err(Into::into)
     }
     #[cfg(not(unix))]
     {

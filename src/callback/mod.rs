@@ -1,5 +1,325 @@
-//! cl-async's face: `tcp_connect`, `tcp_server`, callbacks, the event loop.
+//! cl-async's face: [`tcp_connect`], [`tcp_server`], callbacks, events and
+//! the event loop.
+//!
+//! A callback-style connection is a [`Driver`]: a future that connects (for
+//! `tcp_connect`), then reads, calls the callbacks, flushes what they wrote
+//! and watches the clocks until the connection ends. Run it on the event
+//! loop ([`with_event_loop`] and the builders' `spawn`) or hand it to an
+//! executor you already run (the builders' `start`). Nothing runs behind
+//! your back: no global runtime, no hidden thread beyond async-io's reactor
+//! and `blocking`'s DNS pool.
 
-/// Callback-face state kept on each connection.
+mod connect;
+mod event_loop;
+mod server;
+mod session;
+mod stats;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{Event, TcpSocket, TcpStream};
+
+pub use connect::{TcpConnect, tcp_connect};
+pub use event_loop::{exit_event_loop, spawn, with_event_loop};
+pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
+pub use stats::{Stats, stats};
+
+/// What `read_cb` receives besides the socket.
+///
+/// In drained mode (the default) the bytes that arrived, taken out of the
+/// input buffer without a copy. In stream mode (`stream`, or
+/// `dont_drain_read_buffer`) the stream whose input buffer holds them: read
+/// what you want with `read_sequence`; what you leave stays buffered for the
+/// next call.
+#[derive(Debug)]
+pub enum ReadData<'a> {
+    /// Drained mode: the bytes that arrived.
+    Bytes(Bytes),
+    /// Stream mode: the stream to read them from.
+    Stream(&'a mut TcpStream),
+}
+
+impl ReadData<'_> {
+    /// The bytes in drained mode; in stream mode, everything buffered,
+    /// consumed from the stream.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            ReadData::Bytes(b) => b,
+            ReadData::Stream(s) => {
+                let mut v = vec![0u8; crate::AsyncInputStream::buffered(s)];
+                // Exactly what is buffered: this copies and never waits.
+                let n = crate::AsyncInputStream::read_sequence(s, &mut v).unwrap_or(0);
+                v.truncate(n);
+                Bytes::from(v)
+            }
+        }
+    }
+}
+
+/// `read_cb`: called with the socket and what arrived.
+pub(crate) type ReadCb = Arc<dyn Fn(&TcpSocket, ReadData<'_>) + Send + Sync>;
+/// `event_cb`: called with each event, once.
+pub(crate) type EventCb = Arc<dyn Fn(Event) + Send + Sync>;
+/// `connect_cb` and `write_cb`: called with the socket.
+pub(crate) type SocketCb = Arc<dyn Fn(&TcpSocket) + Send + Sync>;
+
+/// The callbacks of a connection (shared by every connection of a server).
+#[derive(Clone, Default)]
+pub(crate) struct Callbacks {
+    pub(crate) read: Option<ReadCb>,
+    pub(crate) event: Option<EventCb>,
+    pub(crate) connect: Option<SocketCb>,
+    pub(crate) write: Option<SocketCb>,
+}
+
+/// The keyword options shared by `tcp_connect` and `tcp_server`.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) stream: bool,
+    pub(crate) dont_drain: Option<bool>,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) nodelay: bool,
+    pub(crate) error: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            stream: false,
+            dont_drain: None,
+            read_timeout: None,
+            write_timeout: None,
+            nodelay: true,
+            error: None,
+        }
+    }
+}
+
+impl Settings {
+    /// cl-async: `stream` implies `dont_drain_read_buffer` unless given.
+    pub(crate) fn drain(&self) -> bool {
+        !self.dont_drain.unwrap_or(self.stream)
+    }
+
+    pub(crate) fn check(&self) -> io::Result<()> {
+        match &self.error {
+            Some(msg) => Err(io::Error::new(io::ErrorKind::InvalidInput, msg.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks a timeout option: `None` is no timeout; zero is refused (it would
+/// fire at once); anything too far to represent never fires.
+pub(crate) fn check_timeout(name: &str, t: Option<Duration>) -> Result<Option<Duration>, String> {
+    match t {
+        Some(d) if d.is_zero() => Err(format!("{name} of zero would fire at once; use None for no timeout")),
+        other => Ok(other),
+    }
+}
+
+/// Callback-face state kept on each connection: what the socket's setters
+/// change while it runs.
 #[derive(Debug, Default)]
-pub(crate) struct Ctl {}
+pub(crate) struct Ctl {
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) paused: bool,
+}
+
+/// A callback-style connection or server, as a future.
+///
+/// It completes when the connection (or server) is done: `Ok(())` after a
+/// close or an event delivered to `event_cb`, `Err` with the error when an
+/// error happened and there was no `event_cb` to take it. Spawn it on any
+/// executor; it is `Send` and needs no particular runtime.
+///
+/// # Panics
+///
+/// A panic in a callback aborts the connection (its socket is closed with a
+/// reset and its buffers dropped, so nothing is left half-alive) and then
+/// resumes unwinding out of this future, so the executor sees it as it sees
+/// any task's panic. On the event loop, it ends the loop and
+/// [`with_event_loop`] panics with it.
+#[must_use = "a driver does nothing unless spawned or awaited"]
+pub struct Driver {
+    fut: Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>,
+}
+
+impl Driver {
+    pub(crate) fn new(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> Driver {
+        Driver { fut: Box::pin(fut) }
+    }
+}
+
+impl Future for Driver {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").finish()
+    }
+}
+
+/// The keyword options both builders share, written once.
+macro_rules! common_options {
+    () => {
+        /// `read-cb`: called with the socket and what arrived
+        /// ([`ReadData::Bytes`] in drained mode, [`ReadData::Stream`] in
+        /// stream mode). Without it, arriving bytes stay buffered on the
+        /// socket: nothing is dropped.
+        pub fn read_cb(mut self, f: impl Fn(&TcpSocket, ReadData<'_>) + Send + Sync + 'static) -> Self {
+            self.cbs.read = Some(std::sync::Arc::new(f));
+            self
+        }
+
+        /// `event-cb`: called once with each [`Event`], its socket attached,
+        /// before the connection is torn down. After an error event the
+        /// socket is closed. Without it, an error ends the connection's
+        /// [`Driver`] with that error.
+        pub fn event_cb(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+            self.cbs.event = Some(std::sync::Arc::new(f));
+            self
+        }
+
+        /// `connect-cb`: called once the connection is up, before any
+        /// `read_cb`.
+        pub fn connect_cb(mut self, f: impl Fn(&TcpSocket) + Send + Sync + 'static) -> Self {
+            self.cbs.connect = Some(std::sync::Arc::new(f));
+            self
+        }
+
+        /// `write-cb`: called each time the queued output has all been handed
+        /// to the kernel (once per drain), so a writer can wait for it
+        /// before writing more.
+        pub fn write_cb(mut self, f: impl Fn(&TcpSocket) + Send + Sync + 'static) -> Self {
+            self.cbs.write = Some(std::sync::Arc::new(f));
+            self
+        }
+
+        /// `stream`: read through a [`TcpStream`]: `read_cb` gets
+        /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
+        /// is given.
+        pub fn stream(mut self, on: bool) -> Self {
+            self.settings.stream = on;
+            self
+        }
+
+        /// `dont-drain-read-buffer`: keep arriving bytes in the socket's
+        /// input buffer and give `read_cb` a stream over it, with or without
+        /// `stream`.
+        pub fn dont_drain_read_buffer(mut self, on: bool) -> Self {
+            self.settings.dont_drain = Some(on);
+            self
+        }
+
+        /// `read-timeout`: no byte received for this long, once connected,
+        /// is [`Event::Timeout`] with [`Clock::Read`](crate::Clock::Read).
+        /// The clock restarts on every read. `None` (the default) is no
+        /// timeout; zero is refused.
+        pub fn read_timeout(mut self, t: impl Into<Option<std::time::Duration>>) -> Self {
+            match $crate::callback::check_timeout("read_timeout", t.into()) {
+                Ok(t) => self.settings.read_timeout = t,
+                Err(e) => self.settings.error = Some(e),
+            }
+            self
+        }
+
+        /// `write-timeout`: queued output making no progress for this long
+        /// is [`Event::Timeout`] with [`Clock::Write`](crate::Clock::Write).
+        /// Armed only while output waits; restarted by every write that
+        /// makes progress. `None` (the default) is no timeout; zero is
+        /// refused.
+        pub fn write_timeout(mut self, t: impl Into<Option<std::time::Duration>>) -> Self {
+            match $crate::callback::check_timeout("write_timeout", t.into()) {
+                Ok(t) => self.settings.write_timeout = t,
+                Err(e) => self.settings.error = Some(e),
+            }
+            self
+        }
+
+        /// `TCP_NODELAY`, on by default: streamish coalesces small writes
+        /// itself, so Nagle's algorithm would only add latency.
+        pub fn nodelay(mut self, on: bool) -> Self {
+            self.settings.nodelay = on;
+            self
+        }
+    };
+}
+
+pub(crate) use common_options;
+
+/// The callback face's controls on a live socket.
+impl TcpSocket {
+    /// Stops reading (cl-async's `disable-socket`, which it never
+    /// implemented): no `read_cb` and no read clock until
+    /// [`resume_reading`](TcpSocket::resume_reading); the kernel buffers,
+    /// then pushes back on the peer.
+    pub fn pause_reading(&self) {
+        self.set_ctl(|ctl| ctl.paused = true);
+    }
+
+    /// Reads again after [`pause_reading`](TcpSocket::pause_reading)
+    /// (cl-async's `enable-socket`).
+    pub fn resume_reading(&self) {
+        self.set_ctl(|ctl| ctl.paused = false);
+    }
+
+    /// Whether reading is paused.
+    pub fn is_reading_paused(&self) -> bool {
+        self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner()).paused
+    }
+
+    /// Changes the read and write clocks of a live connection (cl-async's
+    /// `set-socket-timeouts`); `None` turns a clock off. Zero is refused
+    /// with `InvalidInput`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use streamish::{TcpServer, TcpStream};
+    /// # futures_lite::future::block_on(async {
+    /// # let server = TcpServer::bind("127.0.0.1:0")?;
+    /// # let socket = TcpStream::connect(server.local_addr()).await?.into_socket();
+    /// socket.set_timeouts(Some(Duration::from_secs(30)), None)?;
+    /// assert_eq!(socket.timeouts(), (Some(Duration::from_secs(30)), None));
+    /// assert!(socket.set_timeouts(Some(Duration::ZERO), None).is_err());
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let read = check_timeout("read_timeout", read).map_err(invalid)?;
+        let write = check_timeout("write_timeout", write).map_err(invalid)?;
+        self.set_ctl(|ctl| {
+            ctl.read_timeout = read;
+            ctl.write_timeout = write;
+        });
+        Ok(())
+    }
+
+    /// The `(read, write)` timeouts.
+    pub fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        let ctl = self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        (ctl.read_timeout, ctl.write_timeout)
+    }
+
+    fn set_ctl(&self, f: impl FnOnce(&mut Ctl)) {
+        f(&mut self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner()));
+        self.conn.wake_driver();
+    }
+}

@@ -1,0 +1,196 @@
+//! cl-async's `with-event-loop`: run callback-style programs to completion
+//! on the current thread, on an `async-executor` driven by `async-io`.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use async_executor::Executor;
+use futures_lite::FutureExt;
+
+/// What ended the loop early.
+enum Failure {
+    Error(io::Error),
+    Panic(Box<dyn Any + Send>),
+}
+
+/// What tasks share with the loop: how much work is left, and why it ended.
+/// Tasks hold this, never the executor, so dropping the loop drops them.
+#[derive(Default)]
+struct State {
+    active: AtomicUsize,
+    exit: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    failure: Mutex<Option<Failure>>,
+}
+
+impl State {
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    fn fail(&self, f: Failure) {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(f);
+        self.exit.store(true, Ordering::Release);
+        self.wake();
+    }
+}
+
+pub(crate) struct Loop {
+    ex: Executor<'static>,
+    state: Arc<State>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Loop>>> = const { RefCell::new(None) };
+}
+
+fn current() -> Option<Arc<Loop>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// The current loop, or the error that explains there is none.
+pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
+    current().ok_or_else(|| {
+        io::Error::other("not inside with_event_loop: use `start` and spawn the driver on your executor")
+    })
+}
+
+/// Runs `f`, then runs the event loop on this thread until no connection,
+/// server or spawned task is left, or [`exit_event_loop`] is called
+/// (cl-async's `with-event-loop`).
+///
+/// Inside it, the builders' `spawn` methods and [`spawn`] put their work on
+/// this loop. It returns `f`'s result, or the first error that no
+/// `event_cb` took (as cl-async lets an unhandled condition out of the
+/// loop); what is still running then is dropped, closing its sockets.
+///
+/// # Panics
+///
+/// If a callback panics, the loop stops and the panic resumes here. Calling
+/// it inside another event loop on the same thread fails with an error
+/// rather than nesting.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::{ReadData, tcp_connect, tcp_server, with_event_loop};
+///
+/// with_event_loop(|| {
+///     let server = tcp_server("127.0.0.1", 0)
+///         .read_cb(|sock, data| {
+///             if let ReadData::Bytes(b) = data {
+///                 sock.write(&b).unwrap(); // echo
+///             }
+///         })
+///         .spawn()?;
+///     let addr = server.local_addr();
+///     tcp_connect("127.0.0.1", addr.port())
+///         .data("hai")
+///         .read_cb(move |sock, data| {
+///             assert_eq!(&data.into_bytes()[..], b"hai");
+///             sock.close();
+///             server.close();
+///         })
+///         .spawn()?;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
+pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
+    if current().is_some() {
+        return Err(io::Error::other(
+            "with_event_loop: already inside an event loop on this thread",
+        ));
+    }
+    let lp = Arc::new(Loop {
+        ex: Executor::new(),
+        state: Arc::new(State::default()),
+    });
+    CURRENT.with(|c| *c.borrow_mut() = Some(lp.clone()));
+    // Clear the thread's loop however we leave, panics included.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let lp = CURRENT.with(|c| c.borrow_mut().take());
+            drop(lp);
+        }
+    }
+    let reset = Reset;
+    let out = f();
+    let state = lp.state.clone();
+    let until_done = futures_lite::future::poll_fn(|cx| {
+        *state.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        if state.exit.load(Ordering::Acquire) || state.active.load(Ordering::Acquire) == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    async_io::block_on(lp.ex.run(until_done));
+    drop(lp);
+    drop(reset); // drops the executor and whatever still runs on it
+    let failure = state.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match failure {
+        None => Ok(out),
+        Some(Failure::Error(e)) => Err(e),
+        Some(Failure::Panic(p)) => panic::resume_unwind(p),
+    }
+}
+
+/// Stops the current event loop: [`with_event_loop`] returns once the
+/// callback that called this returns; connections still open are dropped,
+/// which closes them (cl-async's `exit-event-loop`). Does nothing outside an
+/// event loop.
+pub fn exit_event_loop() {
+    if let Some(lp) = current() {
+        lp.state.exit.store(true, Ordering::Release);
+        lp.state.wake();
+    }
+}
+
+/// Runs `fut` on the current event loop, which waits for it before it
+/// ends. An error it returns ends the loop with that error.
+///
+/// Fails with an error outside [`with_event_loop`]: on another executor,
+/// spawn there instead.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// streamish::with_event_loop(|| {
+///     streamish::spawn(async {
+///         async_io::Timer::after(Duration::from_millis(1)).await; // cl-async's `delay`
+///         Ok(())
+///     })
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
+pub fn spawn(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> io::Result<()> {
+    let lp = require_loop()?;
+    let state = lp.state.clone();
+    state.active.fetch_add(1, Ordering::AcqRel);
+    lp.ex
+        .spawn(async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => state.fail(Failure::Error(e)),
+                Err(p) => state.fail(Failure::Panic(p)),
+            }
+            state.active.fetch_sub(1, Ordering::AcqRel);
+            state.wake();
+        })
+        .detach();
+    Ok(())
+}

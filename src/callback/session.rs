@@ -1,0 +1,274 @@
+//! One callback-style connection once it is up: read, call back, flush,
+//! watch the clocks, until it ends.
+
+use std::future::Future;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use async_io::Timer;
+
+use super::stats::{Counted, Dir};
+use super::{Callbacks, ReadData, Settings};
+use crate::{Clock, Event, TcpSocket, TcpStream};
+
+/// Read or flush rounds one poll makes before it yields to other tasks.
+const BUDGET: usize = 16;
+/// In stream mode (or with no `read_cb`), reading stops while this much is
+/// buffered and unread, and resumes once the application consumes it.
+pub(crate) const INPUT_CAP: usize = 1024 * 1024;
+
+pub(crate) struct Session {
+    socket: TcpSocket,
+    /// The stream `read_cb` gets in stream mode.
+    stream: Option<TcpStream>,
+    cbs: Callbacks,
+    drain: bool,
+    eof: bool,
+    timer: Timer,
+    armed: Option<Instant>,
+    last_read: Instant,
+    last_write: Instant,
+    written: u64,
+    drains: u64,
+    _counted: Counted,
+}
+
+impl Session {
+    /// Starts the session of a connection that is up, counting it open.
+    pub(crate) fn new(socket: TcpSocket, cbs: Callbacks, settings: &Settings, dir: Dir) -> Session {
+        let now = Instant::now();
+        Session {
+            written: socket.bytes_written(),
+            drains: socket.conn.drains(),
+            stream: None,
+            drain: settings.drain(),
+            eof: false,
+            timer: Timer::never(),
+            armed: None,
+            last_read: now,
+            last_write: now,
+            _counted: Counted::new(dir),
+            cbs,
+            socket,
+        }
+    }
+
+    /// Runs `f` as a callback: writes it makes are flushed after it returns,
+    /// in one go. A panic aborts the connection, then goes on unwinding.
+    fn call<R>(socket: &TcpSocket, f: impl FnOnce() -> R) -> R {
+        socket.conn.set_in_callback(true);
+        let res = panic::catch_unwind(AssertUnwindSafe(f));
+        socket.conn.set_in_callback(false);
+        match res {
+            Ok(r) => r,
+            Err(p) => {
+                socket.conn.abort();
+                panic::resume_unwind(p)
+            }
+        }
+    }
+
+    /// Calls `connect_cb`.
+    pub(crate) fn connected(&mut self) {
+        if let Some(cb) = &self.cbs.connect {
+            Session::call(&self.socket, || cb(&self.socket));
+        }
+    }
+
+    /// Delivers `ev` once, then closes the socket; the driver's result.
+    pub(crate) fn deliver(socket: &TcpSocket, cbs: &Callbacks, ev: Event) -> io::Result<()> {
+        let ev = match ev.socket() {
+            Some(_) => ev,
+            None => ev.with_socket(socket.clone()),
+        };
+        let res = match &cbs.event {
+            Some(cb) => {
+                Session::call(socket, || cb(ev));
+                Ok(())
+            }
+            None => Err(ev.into()),
+        };
+        socket.conn.abort();
+        res
+    }
+
+    fn fail(&mut self, err: io::Error) -> Poll<io::Result<()>> {
+        Poll::Ready(Session::deliver(&self.socket, &self.cbs, Event::from_io(err, None)))
+    }
+
+    /// One read; `Ready(Ok(true))` if bytes arrived, `Ready(Ok(false))` at
+    /// end of file.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let conn = &self.socket.conn;
+        if let (true, Some(cb)) = (self.drain, &self.cbs.read) {
+            let Some(bytes) = ready!(conn.poll_take(cx))? else {
+                return Poll::Ready(Ok(false));
+            };
+            self.last_read = Instant::now();
+            Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
+            return Poll::Ready(Ok(true));
+        }
+        if conn.buffered() >= INPUT_CAP {
+            // The application has not read what is here: stop reading until
+            // it does (the kernel then pushes back on the peer).
+            conn.set_input_full(true);
+            if conn.buffered() >= INPUT_CAP {
+                return Poll::Pending;
+            }
+        }
+        if ready!(conn.poll_fill(cx))? == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        self.last_read = Instant::now();
+        if let Some(cb) = &self.cbs.read {
+            let socket = &self.socket;
+            let stream = self.stream.get_or_insert_with(|| TcpStream::new(socket.clone()));
+            Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// Notes write progress (for the write clock) and calls `write_cb` once
+    /// per drain. Returns whether `write_cb` ran.
+    fn note_writes(&mut self) -> bool {
+        let conn = &self.socket.conn;
+        let written = conn.bytes_written();
+        if written != self.written {
+            self.written = written;
+            self.last_write = Instant::now();
+        }
+        let drains = conn.drains();
+        if drains == self.drains {
+            return false;
+        }
+        self.drains = drains;
+        if let Some(cb) = &self.cbs.write {
+            Session::call(&self.socket, || cb(&self.socket));
+            return true;
+        }
+        false
+    }
+
+    /// Fires an expired clock, or arms the timer for the nearest deadline.
+    /// The timer is moved only when a deadline comes nearer; one that moved
+    /// later (every read moves the read clock) is found when the timer
+    /// fires early, so a busy connection costs no timer update per read.
+    fn poll_clocks(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let conn = &self.socket.conn;
+        let (read_t, write_t, paused) = {
+            let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
+            (ctl.read_timeout, ctl.write_timeout, ctl.paused)
+        };
+        loop {
+            let now = Instant::now();
+            if conn.queued() == 0 {
+                // The write clock runs only while output waits.
+                self.last_write = now;
+            }
+            let read_at = read_t
+                .filter(|_| !paused && !self.eof)
+                .and_then(|t| self.last_read.checked_add(t));
+            let write_at = write_t
+                .filter(|_| conn.queued() != 0)
+                .and_then(|t| self.last_write.checked_add(t));
+            for (at, clock) in [(read_at, Clock::Read), (write_at, Clock::Write)] {
+                if at.is_some_and(|at| at <= now) {
+                    return Poll::Ready(Session::deliver(
+                        &self.socket,
+                        &self.cbs,
+                        Event::Timeout { socket: None, clock },
+                    ));
+                }
+            }
+            let Some(next) = [read_at, write_at].into_iter().flatten().min() else {
+                return Poll::Pending;
+            };
+            if self.armed.is_none_or(|armed| next < armed) {
+                self.timer.set_at(next);
+                self.armed = Some(next);
+            }
+            match Pin::new(&mut self.timer).poll(cx) {
+                Poll::Ready(_) => self.armed = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let conn = self.socket.conn.clone();
+        conn.register_driver(cx);
+        for _ in 0..BUDGET {
+            if conn.is_closed() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut busy = false;
+            let paused = conn.ctl.lock().unwrap_or_else(|e| e.into_inner()).paused;
+            if !self.eof && !paused {
+                match self.poll_read(cx) {
+                    Poll::Ready(Ok(true)) => busy = true,
+                    Poll::Ready(Ok(false)) => {
+                        // Every byte before it was delivered; now EOF, then
+                        // a graceful close (writes made in event_cb still go).
+                        self.eof = true;
+                        busy = true;
+                        if let Some(cb) = &self.cbs.event {
+                            let ev = Event::Eof {
+                                socket: Some(self.socket.clone()),
+                            };
+                            Session::call(&self.socket, || cb(ev));
+                        }
+                        conn.request_close();
+                    }
+                    Poll::Ready(Err(e)) => return self.fail(e),
+                    Poll::Pending => {}
+                }
+            }
+            if conn.is_closing() {
+                match conn.poll_close(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.note_writes();
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(Err(e)) => return self.fail(e),
+                    Poll::Pending => {}
+                }
+            } else if conn.queued() != 0 {
+                if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+                    return self.fail(e);
+                }
+            }
+            busy |= self.note_writes();
+            if !busy {
+                return self.poll_clocks(cx);
+            }
+        }
+        // Busy for a whole budget: let other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Runs a session to its end.
+pub(crate) async fn run(mut session: Session) -> io::Result<()> {
+    futures_lite::future::poll_fn(|cx| session.poll(cx)).await
+}
+
+/// A socket that was accepted: count it, call `connect_cb`, run it.
+pub(crate) async fn run_incoming(socket: TcpSocket, cbs: Callbacks, settings: Arc<Settings>) -> io::Result<()> {
+    init_ctl(&socket, &settings);
+    let mut session = Session::new(socket, cbs, &settings, Dir::Incoming);
+    session.connected();
+    run(session).await
+}
+
+/// Copies the timeout options onto the socket, where `set_timeouts` can
+/// change them later.
+pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
+    let mut ctl = socket.conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
+    ctl.read_timeout = settings.read_timeout;
+    ctl.write_timeout = settings.write_timeout;
+}
