@@ -727,6 +727,15 @@ impl Conn {
         self.release(true);
     }
 
+    /// Closes now without a reset: queued output is dropped, the peer sees
+    /// end of file. What the callback face does after an error event.
+    pub(crate) fn close_now(&self) {
+        if !self.is_closed() {
+            self.closing.store(true, Ordering::Release);
+            self.release(false);
+        }
+    }
+
     /// Closes the descriptor now and wakes every waiter, who will see
     /// `Closed`. Socket data is dropped so that sockets which refer to each
     /// other through it (a proxy's pair) do not keep each other alive.

@@ -196,7 +196,9 @@ async fn run(
     let mut clock = connect_timeout.map(Timer::after);
     let res = futures_lite::future::poll_fn(|cx| {
         conn.register_driver(cx);
-        if conn.is_closing() {
+        // A graceful close waits for the connection, so queued writes still
+        // go out; only a forced close cancels it.
+        if conn.is_closed() {
             return Poll::Ready(Err(Event::Canceled { socket: None }.into()));
         }
         if let Poll::Ready(res) = connecting.as_mut().poll(cx) {

@@ -156,7 +156,9 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> Driver {
+    /// Wraps any future of the same output, so that a spawner given to
+    /// [`TcpServerBuilder::start`] can run the application's own work too.
+    pub fn new(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> Driver {
         Driver { fut: Box::pin(fut) }
     }
 }

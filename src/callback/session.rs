@@ -79,7 +79,8 @@ impl Session {
         }
     }
 
-    /// Delivers `ev` once, then closes the socket; the driver's result.
+    /// Delivers `ev` once, then closes the socket (without a reset: its
+    /// queued output is dropped); the driver's result.
     pub(crate) fn deliver(socket: &TcpSocket, cbs: &Callbacks, ev: Event) -> io::Result<()> {
         let ev = match ev.socket() {
             Some(_) => ev,
@@ -92,7 +93,7 @@ impl Session {
             }
             None => Err(ev.into()),
         };
-        socket.conn.abort();
+        socket.conn.close_now();
         res
     }
 

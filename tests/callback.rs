@@ -1,0 +1,944 @@
+//! The callback face: cl-async's own tests translated, and every point of
+//! `tcp_connect` / `tcp_server` behaviour, over loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use streamish::{
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, ReadData, TcpServerHandle, TcpSocket,
+    exit_event_loop, tcp_connect, tcp_server, with_event_loop,
+};
+
+/// Runs `f` inside an event loop, with a watchdog that fails the test
+/// instead of hanging if the loop never ends.
+fn run_loop<R>(f: impl FnOnce() -> R) -> R {
+    let (done, watch) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(60)) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("event loop test timed out");
+            std::process::exit(101);
+        }
+    });
+    let out = with_event_loop(f).expect("event loop failed");
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    out
+}
+
+/// A server's handle, for callbacks made before the server exists.
+#[derive(Clone, Default)]
+struct Slot(Arc<std::sync::OnceLock<TcpServerHandle>>);
+
+impl Slot {
+    fn fill(&self, server: &TcpServerHandle) {
+        self.0.set(server.clone()).unwrap();
+    }
+
+    /// An `event_cb` that closes the server when a connection ends.
+    fn close_on_eof(&self) -> impl Fn(Event) + Send + Sync + 'static {
+        let slot = self.clone();
+        move |ev| {
+            assert!(matches!(ev, Event::Eof { .. }), "unexpected {ev:?}");
+            slot.0.get().unwrap().close();
+        }
+    }
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn push(log: &Log, s: impl Into<String>) {
+    log.lock().unwrap().push(s.into());
+}
+
+fn events(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// cl-async: "simple client/server" ("hai hai" / "thxlol thxlol").
+fn simple_client_server(host: &'static str) {
+    let server_got = Arc::new(Mutex::new(Vec::new()));
+    let client_got = Arc::new(Mutex::new(Vec::new()));
+    let (sg, cg) = (server_got.clone(), client_got.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |sock, data| {
+                sg.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if sg.lock().unwrap().as_slice() == b"hai hai" {
+                    sock.write(b"thxlol thxlol").unwrap();
+                }
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect(host, server.local_addr().port())
+            .data("hai hai")
+            .read_cb(move |sock, data| {
+                cg.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if cg.lock().unwrap().as_slice() == b"thxlol thxlol" {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .event_cb(|ev| assert!(!ev.is_error(), "unexpected {ev:?}"))
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(server_got.lock().unwrap().as_slice(), b"hai hai");
+    assert_eq!(client_got.lock().unwrap().as_slice(), b"thxlol thxlol");
+}
+
+#[test]
+fn simple_client_server_ip() {
+    simple_client_server("127.0.0.1");
+}
+
+#[test]
+fn simple_client_server_localhost() {
+    simple_client_server("localhost");
+}
+
+/// cl-async: "connect fail": one `tcp-refused`, with the socket attached,
+/// and pre-connect writes still visible as queued, not silently gone.
+#[test]
+fn connect_refused_is_one_event_with_queued_writes() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = log();
+    let queued_at_event = Arc::new(AtomicUsize::new(0));
+    let (l, q) = (log.clone(), queued_at_event.clone());
+    run_loop(move || {
+        let sock = tcp_connect("127.0.0.1", port)
+            .data("first")
+            .event_cb(move |ev| {
+                assert!(ev.socket().is_some(), "the event carries its socket");
+                q.store(ev.socket().unwrap().queued(), Ordering::SeqCst);
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+        sock.write(b"second").unwrap();
+    });
+    assert_eq!(events(&log), ["tcp-refused"]);
+    assert_eq!(queued_at_event.load(Ordering::SeqCst), "firstsecond".len());
+}
+
+#[test]
+fn connect_refused_without_event_cb_ends_the_driver_with_the_error() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (socket, driver) = tcp_connect("127.0.0.1", port).start().unwrap();
+    let err = async_io::block_on(driver).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(matches!(Event::from(err), Event::Refused { socket: Some(_), .. }));
+    assert!(socket.is_closed());
+}
+
+#[test]
+fn unhandled_error_ends_the_event_loop_with_it() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let res = with_event_loop(|| tcp_connect("127.0.0.1", port).spawn().map(drop));
+    let err = res.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn dns_failure_is_one_dns_event_with_its_socket() {
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        tcp_connect("nonexistent.invalid", 80)
+            .event_cb(move |ev| {
+                assert!(ev.socket().is_some());
+                if let Event::Dns { host, .. } = &ev {
+                    assert_eq!(host, "nonexistent.invalid");
+                }
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(events(&log), ["dns-error"]);
+}
+
+/// cl-async: "server close": a closed server accepts no more connections;
+/// one already open goes on.
+#[test]
+fn server_close_stops_accepting_and_lets_open_connections_finish() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let log = log();
+    let (g, l) = (got.clone(), log.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(|sock, data| {
+                sock.write_bytes(data.into_bytes()).unwrap();
+            })
+            .spawn()
+            .unwrap();
+        let port = server.local_addr().port();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(move |sock| {
+                // Connected: close the server, then talk on this connection.
+                srv.close();
+                assert!(srv.is_closed());
+                sock.write(b"still here").unwrap();
+            })
+            .read_cb(move |sock, data| {
+                g.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if g.lock().unwrap().len() == 10 {
+                    sock.close();
+                    let l = l.clone();
+                    tcp_connect("127.0.0.1", port)
+                        .event_cb(move |ev| push(&l, ev.name()))
+                        .spawn()
+                        .unwrap();
+                }
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(got.lock().unwrap().as_slice(), b"still here");
+    assert_eq!(events(&log), ["tcp-refused"]);
+}
+
+/// cl-async: "server stream" ("HELLO!"): accepted sockets in stream mode.
+#[test]
+fn server_in_stream_mode_reads_through_the_stream() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .stream(true)
+            .read_cb(move |sock, data| {
+                let ReadData::Stream(stream) = data else {
+                    panic!("stream mode gives the stream")
+                };
+                let mut buf = [0u8; 64];
+                let n = stream.read_sequence(&mut buf).unwrap();
+                g.lock().unwrap().extend_from_slice(&buf[..n]);
+                if g.lock().unwrap().as_slice() == b"HELLO!" {
+                    sock.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .data("HELLO!")
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev:?}");
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(got.lock().unwrap().as_slice(), b"HELLO!");
+}
+
+/// cl-async: "address in use": an error at once, not an event.
+#[test]
+fn server_address_in_use_fails_at_once() {
+    run_loop(|| {
+        let first = tcp_server("127.0.0.1", 0).spawn().unwrap();
+        let err = tcp_server("127.0.0.1", first.local_addr().port()).spawn().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
+        first.close();
+    });
+}
+
+/// cl-async: "write sequence with start/end" ("abcdef").
+#[test]
+fn write_sequence_with_start_and_end() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        let mut stream = tcp_connect("127.0.0.1", server.local_addr().port())
+            .spawn_stream()
+            .unwrap();
+        stream.write_subsequence(b"abcdef", 1, Some(3)).unwrap(); // "bc"
+        stream.write_subsequence(b"abcdef", 4, None).unwrap(); // "ef"
+        assert!(stream.write_subsequence(b"abcdef", 5, Some(2)).is_err());
+        stream.write_sequence(b"").unwrap();
+        stream.socket().close();
+    });
+    assert_eq!(got.lock().unwrap().as_slice(), b"bcef");
+}
+
+/// cl-async: "stream read/write sequence" ("can i have your coat?" /
+/// "don't say that").
+#[test]
+fn stream_read_write_sequence() {
+    let server_got = Arc::new(Mutex::new(Vec::new()));
+    let client_got = Arc::new(Mutex::new(Vec::new()));
+    let (sg, cg) = (server_got.clone(), client_got.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .stream(true)
+            .read_cb(move |_sock, data| {
+                let ReadData::Stream(stream) = data else { panic!() };
+                let mut buf = [0u8; 64];
+                let n = stream.read_sequence(&mut buf).unwrap();
+                sg.lock().unwrap().extend_from_slice(&buf[..n]);
+                if sg.lock().unwrap().as_slice() == b"can i have your coat?" {
+                    stream.write_sequence(b"don't say that").unwrap();
+                }
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        let mut stream = tcp_connect("127.0.0.1", server.local_addr().port())
+            .stream(true)
+            .read_cb(move |sock, data| {
+                let ReadData::Stream(stream) = data else { panic!() };
+                let mut buf = [0u8; 64];
+                let n = stream.read_sequence(&mut buf).unwrap();
+                cg.lock().unwrap().extend_from_slice(&buf[..n]);
+                if cg.lock().unwrap().as_slice() == b"don't say that" {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .spawn_stream()
+            .unwrap();
+        stream.write_sequence(b"can i have your coat?").unwrap();
+    });
+    assert_eq!(server_got.lock().unwrap().as_slice(), b"can i have your coat?");
+    assert_eq!(client_got.lock().unwrap().as_slice(), b"don't say that");
+}
+
+#[test]
+fn writes_before_connect_go_out_after_data_in_order() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        let sock = tcp_connect("localhost", server.local_addr().port())
+            .data("1-data ")
+            .data(Bytes::from(vec![b'x'; 10_000]))
+            .spawn()
+            .unwrap();
+        assert!(!sock.is_connected(), "tcp_connect returns before the connection is up");
+        sock.write(b" 2-write").unwrap();
+        sock.write_bytes(Bytes::from_static(b" 3-bytes")).unwrap();
+        sock.close(); // graceful: everything queued still goes out
+        assert!(sock.write(b"late").is_err(), "writes after close are refused");
+    });
+    let mut want = b"1-data ".to_vec();
+    want.extend(vec![b'x'; 10_000]);
+    want.extend(b" 2-write 3-bytes");
+    assert_eq!(*got.lock().unwrap(), want);
+}
+
+#[test]
+fn stream_mode_leaves_unread_bytes_for_the_next_call() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (g, c) = (got.clone(), calls.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(|sock, data| {
+                // Each "more" from the client gets the next part.
+                let req = data.into_bytes();
+                for _ in req.chunks(4) {
+                    sock.write(b"next").unwrap();
+                }
+            })
+            .connect_cb(|sock| sock.write(b"abcd").unwrap())
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .stream(true)
+            .read_cb(move |sock, data| {
+                let ReadData::Stream(stream) = data else { panic!() };
+                let call = c.fetch_add(1, Ordering::SeqCst);
+                // Read only two bytes per call: the rest must wait for us.
+                let mut buf = [0u8; 2];
+                let n = stream.read_sequence(&mut buf).unwrap();
+                g.lock().unwrap().extend_from_slice(&buf[..n]);
+                if call == 0 {
+                    assert_eq!(stream.buffered(), 2, "the unread bytes stay buffered");
+                    sock.write(b"more").unwrap();
+                    return;
+                }
+                // Later calls: take everything there is.
+                let mut rest = [0u8; 16];
+                loop {
+                    let n = stream.read_sequence(&mut rest).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    g.lock().unwrap().extend_from_slice(&rest[..n]);
+                }
+                if g.lock().unwrap().len() == 8 {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(got.lock().unwrap().as_slice(), b"abcdnext");
+}
+
+#[test]
+fn dont_drain_without_stream_gives_read_cb_a_stream() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| {
+                sock.write(b"kept").unwrap();
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .dont_drain_read_buffer(true)
+            .read_cb(move |_, data| {
+                assert!(matches!(data, ReadData::Stream(_)));
+                g.lock().unwrap().extend_from_slice(&data.into_bytes());
+            })
+            .event_cb(move |_| srv.close())
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(got.lock().unwrap().as_slice(), b"kept");
+}
+
+#[test]
+fn bytes_stay_buffered_without_read_cb() {
+    let buffered_at_eof = Arc::new(AtomicUsize::new(0));
+    let b = buffered_at_eof.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| {
+                sock.write(b"nobody reads this").unwrap();
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }));
+                b.store(ev.socket().unwrap().buffered(), Ordering::SeqCst);
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(buffered_at_eof.load(Ordering::SeqCst), "nobody reads this".len());
+}
+
+#[test]
+fn eof_comes_after_every_byte_before_it() {
+    const TOTAL: usize = 4 << 20;
+    let counted_at_eof = Arc::new(AtomicUsize::new(0));
+    let eofs = Arc::new(AtomicUsize::new(0));
+    let (c, e) = (counted_at_eof.clone(), eofs.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| {
+                sock.write_bytes(vec![7u8; TOTAL]).unwrap();
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s2 = seen.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .read_cb(move |_, data| {
+                let b = data.into_bytes();
+                assert!(b.iter().all(|&x| x == 7));
+                s2.fetch_add(b.len(), Ordering::SeqCst);
+            })
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev:?}");
+                e.fetch_add(1, Ordering::SeqCst);
+                c.store(seen.load(Ordering::SeqCst), Ordering::SeqCst);
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(eofs.load(Ordering::SeqCst), 1);
+    assert_eq!(counted_at_eof.load(Ordering::SeqCst), TOTAL);
+}
+
+#[test]
+fn pause_and_resume_reading() {
+    let reads_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (rwp, g) = (reads_while_paused.clone(), got.clone());
+    run_loop(move || {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let client: Arc<Mutex<Option<TcpSocket>>> = Arc::default();
+        let (r1, r2, c1) = (reads.clone(), reads.clone(), client.clone());
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |sock, _| {
+                // The client is paused now; send, and resume it once the
+                // bytes are with the kernel.
+                sock.write(b"while paused").unwrap();
+            })
+            .write_cb(move |_| {
+                let client = c1.lock().unwrap().clone().unwrap();
+                assert!(client.is_reading_paused());
+                rwp.store(r1.load(Ordering::SeqCst), Ordering::SeqCst);
+                client.resume_reading();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        let sock = tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| {
+                sock.pause_reading();
+                sock.write(b"go").unwrap();
+            })
+            .read_cb(move |sock, data| {
+                r2.fetch_add(1, Ordering::SeqCst);
+                g.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if g.lock().unwrap().len() == 12 {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+        *client.lock().unwrap() = Some(sock);
+    });
+    assert_eq!(reads_while_paused.load(Ordering::SeqCst), 0);
+    assert_eq!(got.lock().unwrap().as_slice(), b"while paused");
+}
+
+#[test]
+fn read_timeout_fires_once_on_silence() {
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0).spawn().unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .read_timeout(Duration::from_millis(100))
+            .event_cb(move |ev| {
+                if let Event::Timeout { clock, socket } = &ev {
+                    assert_eq!(*clock, Clock::Read);
+                    assert!(socket.is_some());
+                }
+                push(&l, ev.name());
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(events(&log), ["tcp-timeout"]);
+}
+
+#[test]
+fn read_timeout_does_not_fire_while_bytes_flow() {
+    // 30 bytes 40 ms apart (1.2 s in all) against a 400 ms read clock: it
+    // must restart on every read.
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| {
+                let sock = sock.clone();
+                streamish::spawn(async move {
+                    for _ in 0..30 {
+                        async_io::Timer::after(Duration::from_millis(40)).await;
+                        sock.write(b".")?;
+                    }
+                    sock.close();
+                    Ok(())
+                })
+                .unwrap();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .read_timeout(Duration::from_millis(400))
+            .event_cb(move |ev| {
+                push(&l, ev.name());
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(events(&log), ["tcp-eof"]);
+}
+
+#[test]
+fn set_timeouts_on_a_live_socket() {
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0).spawn().unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| {
+                assert_eq!(sock.timeouts(), (None, None));
+                sock.set_timeouts(Some(Duration::from_millis(50)), None).unwrap();
+            })
+            .event_cb(move |ev| {
+                push(&l, format!("{}:{ev}", ev.name()));
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(events(&log), ["tcp-timeout:read timeout"]);
+}
+
+#[test]
+fn write_timeout_fires_when_output_stalls() {
+    // A peer that accepts and never reads: the kernel buffers fill, then
+    // nothing moves.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (keep_tx, keep_rx) = mpsc::channel();
+    let peer = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let _ = keep_rx.recv(); // hold the connection open, unread
+        drop(s);
+    });
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        tcp_connect("127.0.0.1", port)
+            .write_timeout(Duration::from_millis(200))
+            .connect_cb(|sock| sock.write_bytes(vec![0u8; 64 << 20]).unwrap())
+            .event_cb(move |ev| {
+                if let Event::Timeout { clock, .. } = &ev {
+                    assert_eq!(*clock, Clock::Write);
+                }
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+    });
+    keep_tx.send(()).unwrap();
+    peer.join().unwrap();
+    assert_eq!(events(&log), ["tcp-timeout"]);
+}
+
+#[test]
+fn write_timeout_does_not_fire_while_output_drains() {
+    const TOTAL: usize = 32 << 20;
+    let log = log();
+    let got = Arc::new(AtomicUsize::new(0));
+    let (l, g) = (log.clone(), got.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| {
+                g.fetch_add(data.into_bytes().len(), Ordering::SeqCst);
+            })
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .write_timeout(Duration::from_secs(5))
+            .connect_cb(|sock| {
+                sock.write_bytes(vec![1u8; TOTAL]).unwrap();
+                sock.close();
+            })
+            .event_cb(move |ev| push(&l, ev.name()))
+            .spawn()
+            .unwrap();
+    });
+    assert!(events(&log).is_empty(), "{:?}", events(&log));
+    assert_eq!(got.load(Ordering::SeqCst), TOTAL);
+}
+
+#[test]
+fn write_cb_fires_once_per_drain_and_writes_in_a_callback_coalesce() {
+    let drains = Arc::new(AtomicUsize::new(0));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (d, g) = (drains.clone(), got.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| {
+                // Ten writes in one callback: one flush, one drain.
+                for i in 0..10u8 {
+                    sock.write(&[b'0' + i]).unwrap();
+                }
+            })
+            .write_cb(move |sock| {
+                if d.fetch_add(1, Ordering::SeqCst) == 0 {
+                    sock.write(b"!").unwrap();
+                } else {
+                    sock.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(drains.load(Ordering::SeqCst), 2);
+    assert_eq!(got.lock().unwrap().as_slice(), b"0123456789!");
+}
+
+#[test]
+fn socket_data_pairs_sockets() {
+    #[derive(Debug)]
+    struct Tag(&'static str);
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| sock.set_data(Tag("accepted")))
+            .read_cb(move |sock, _| {
+                *s.lock().unwrap() = sock.data::<Tag>().map(|t| t.0);
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .data("x")
+            .event_cb(move |_| srv.close())
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(*seen.lock().unwrap(), Some("accepted"));
+}
+
+#[test]
+fn exit_event_loop_ends_the_loop_with_connections_open() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    run_loop(move || {
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(|_| exit_event_loop())
+            .spawn()
+            .unwrap();
+    });
+    // The loop dropped the connection: the peer sees it closed.
+    let (mut s, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+}
+
+#[test]
+fn a_panicking_callback_aborts_its_connection_and_ends_the_loop() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"boom").unwrap();
+        let mut buf = Vec::new();
+        // The connection is aborted: EOF or reset, never a hang.
+        let _ = s.read_to_end(&mut buf);
+    });
+    let res = std::panic::catch_unwind(|| {
+        with_event_loop(|| {
+            tcp_connect("127.0.0.1", port)
+                .read_cb(|_, _| panic!("callback bug"))
+                .spawn()
+                .unwrap();
+        })
+    });
+    let payload = res.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"callback bug"));
+    peer.join().unwrap();
+}
+
+#[test]
+fn bad_options_fail_at_once() {
+    let err = tcp_connect("", 80).start().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_connect("127.0.0.1", 0).start().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_connect("127.0.0.1", 80)
+        .read_timeout(Duration::ZERO)
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_server("localhost", 0).start(drop).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "bind takes an IP address");
+    let err = tcp_connect("127.0.0.1", 80).spawn().unwrap_err();
+    assert!(err.to_string().contains("with_event_loop"), "{err}");
+}
+
+// ---- the same connections on executors the user already runs ----
+
+/// Starts an echo server with `spawner`, sends 1 MiB through a client
+/// driven the same way, and returns what came back.
+fn echo_exchange(spawner: impl Fn(streamish::Driver) + Send + Sync + Clone + 'static) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    let server = tcp_server("127.0.0.1", 0)
+        .read_cb(|sock, data| {
+            sock.write_bytes(data.into_bytes()).unwrap();
+        })
+        .start(spawner.clone())
+        .unwrap();
+    let g = got.clone();
+    let n = payload.len();
+    let (_, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
+        .data(payload.clone())
+        .read_cb(move |sock, data| {
+            let mut g = g.lock().unwrap();
+            g.extend_from_slice(&data.into_bytes());
+            if g.len() == n {
+                sock.close();
+            }
+        })
+        .start()
+        .unwrap();
+    spawner(streamish::Driver::new(async move {
+        let res = driver.await;
+        done_tx.send(res.is_ok()).unwrap();
+        Ok(())
+    }));
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        "the client driver failed"
+    );
+    server.close();
+    let got = got.lock().unwrap().clone();
+    (payload, got)
+}
+
+#[test]
+fn runs_on_smol() {
+    let (sent, got) = echo_exchange(|d| smol::spawn(d).detach());
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_async_executor_with_two_threads() {
+    let ex = Arc::new(async_executor::Executor::new());
+    let (stop_tx, stop_rx) = async_channel_like();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let ex = ex.clone();
+            let stop = stop_rx.clone();
+            std::thread::spawn(move || async_io::block_on(ex.run(stop.wait())))
+        })
+        .collect();
+    let spawn_ex = ex.clone();
+    let (sent, got) = echo_exchange(move |d| spawn_ex.spawn(d).detach());
+    stop_tx.fire();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_tokio_current_thread() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    // A current-thread runtime runs tasks only while something blocks on it.
+    let (stop_tx, stop_rx) = async_channel_like();
+    let runner = std::thread::spawn(move || rt.block_on(stop_rx.wait()));
+    let (sent, got) = echo_exchange(move |d| {
+        handle.spawn(d);
+    });
+    stop_tx.fire();
+    runner.join().unwrap();
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_tokio_multi_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let (sent, got) = echo_exchange(move |d| {
+        handle.spawn(d);
+    });
+    assert_eq!(sent, got);
+}
+
+/// A one-shot "stop" signal any executor can await.
+fn async_channel_like() -> (Stop, Stop) {
+    let s = Stop(Arc::new(event_flag::Flag::default()));
+    (s.clone(), s)
+}
+
+#[derive(Clone)]
+struct Stop(Arc<event_flag::Flag>);
+
+impl Stop {
+    fn fire(&self) {
+        self.0.set();
+    }
+    async fn wait(self) {
+        self.0.wait().await
+    }
+}
+
+mod event_flag {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Poll, Waker};
+
+    #[derive(Default)]
+    pub struct Flag {
+        set: AtomicBool,
+        wakers: Mutex<Vec<Waker>>,
+    }
+
+    impl Flag {
+        pub fn set(&self) {
+            self.set.store(true, Ordering::SeqCst);
+            for w in self.wakers.lock().unwrap().drain(..) {
+                w.wake();
+            }
+        }
+
+        pub async fn wait(&self) {
+            futures_lite::future::poll_fn(|cx| {
+                if self.set.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                self.wakers.lock().unwrap().push(cx.waker().clone());
+                if self.set.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+}
