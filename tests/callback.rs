@@ -942,3 +942,36 @@ mod event_flag {
         }
     }
 }
+
+#[test]
+fn connect_timeout_fires_when_the_connection_cannot_complete() {
+    // A listener that never accepts, with its backlog full: Linux drops
+    // further SYNs, so a new connection can neither complete nor fail.
+    let listener = streamish::TcpServer::bind_with_backlog("127.0.0.1:0", 0).unwrap();
+    let addr = listener.local_addr();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(s);
+        } else {
+            break;
+        }
+    }
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        tcp_connect("127.0.0.1", addr.port())
+            .connect_timeout(Duration::from_millis(200))
+            .event_cb(move |ev| {
+                if let Event::Timeout { clock, .. } = &ev {
+                    assert_eq!(*clock, Clock::Connect);
+                }
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(events(&log), ["tcp-timeout"]);
+    drop(fillers);
+    drop(listener);
+}
