@@ -1,4 +1,91 @@
-//! cl-async's TCP streams for Rust.
+//! cl-async's TCP streams for Rust: buffered streams that never block,
+//! driven by callbacks on an event loop or awaited, on any executor.
+//!
+//! # The model
+//!
+//! A connection is a [`TcpSocket`]: a cheap, cloneable, `Send + Sync`
+//! handle over an [`async_io::Async<std::net::TcpStream>`] with an input
+//! buffer and an output queue. cl-async's stream classes are traits over it
+//! — [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
+//! blanket [`AsyncIoStream`] — implemented by [`TcpStream`] and its halves
+//! [`TcpInputStream`] and [`TcpOutputStream`], which are also futures-io
+//! `AsyncRead`, `AsyncBufRead` and `AsyncWrite`.
+//!
+//! - **Reading never waits** with [`read_sequence`](AsyncInputStream::read_sequence)
+//!   and [`read_byte`](AsyncInputStream::read_byte): they return what is
+//!   buffered or already in the kernel, and "nothing yet" is not end of file
+//!   ([`at_eof`](AsyncInputStream::at_eof)). To wait, await futures-io's
+//!   `read` or `fill_buf`, or let a callback be called.
+//! - **Writing never waits** with [`write_sequence`](AsyncOutputStream::write_sequence)
+//!   and [`TcpSocket::write`]: the bytes are queued, whole. Queued output goes
+//!   out, coalesced into vectored system calls, whenever the stream is next
+//!   polled (read, written, flushed, closed) or a callback returns;
+//!   [`finish_output`](AsyncOutputStreamExt::finish_output) waits until the
+//!   kernel has it all. `AsyncWrite` pushes back above a high-water mark.
+//! - **Errors are [`Event`]s**, one per cl-async condition, carried inside
+//!   every `io::Error` the streams return.
+//!
+//! Nothing runs in the background on the await face: the task that polls a
+//! stream does its I/O. On the callback face, [`tcp_connect`] and
+//! [`tcp_server`] make a [`Driver`] per connection — a future that reads,
+//! calls `read_cb`, flushes what the callbacks wrote, and watches the
+//! timeouts — which runs on [`with_event_loop`] or on any executor you
+//! already run (smol, tokio, async-executor). I/O readiness comes from
+//! async-io's reactor; name resolution runs on `blocking`'s thread pool.
+//!
+//! # Examples
+//!
+//! The await face: connect, write without flushing, read the reply.
+//!
+//! ```
+//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//! use streamish::{AsyncInputStream, TcpServer, TcpStream};
+//!
+//! # futures_lite::future::block_on(async {
+//! let server = TcpServer::bind("127.0.0.1:0")?;
+//! let mut client = TcpStream::connect(server.local_addr()).await?;
+//! let (mut peer, _) = server.accept().await?;
+//!
+//! client.write_all(b"ping").await?;  // queued
+//! client.flush().await?;             // (a read on `client` would push it too)
+//! let mut buf = [0u8; 4];
+//! peer.read_exact(&mut buf).await?;
+//! peer.write_all(b"pong").await?;
+//! peer.flush().await?;
+//!
+//! client.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"pong");
+//! assert_eq!(client.read_sequence(&mut buf)?, 0); // nothing more yet...
+//! assert!(!client.at_eof());                      // ...and that is not EOF
+//! # std::io::Result::Ok(()) }).unwrap();
+//! ```
+//!
+//! The callback face: cl-async's echo server and a client, on the event
+//! loop.
+//!
+//! ```
+//! use streamish::{ReadData, tcp_connect, tcp_server, with_event_loop};
+//!
+//! with_event_loop(|| -> std::io::Result<()> {
+//!     let server = tcp_server("127.0.0.1", 0)
+//!         .read_cb(|sock, data| {
+//!             let _ = sock.write_bytes(data.into_bytes()); // echo, no copy
+//!         })
+//!         .spawn()?;
+//!     tcp_connect("127.0.0.1", server.local_addr().port())
+//!         .data("hai hai")
+//!         .read_cb(move |sock, data| {
+//!             assert_eq!(&data.into_bytes()[..], b"hai hai");
+//!             sock.close();
+//!             server.close();
+//!         })
+//!         .event_cb(|ev| eprintln!("ev: {ev}"))
+//!         .spawn()?;
+//!     Ok(())
+//! })
+//! .unwrap()
+//! .unwrap();
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 

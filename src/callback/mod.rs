@@ -213,7 +213,7 @@ macro_rules! common_options {
             self
         }
 
-        /// `stream`: read through a [`TcpStream`]: `read_cb` gets
+        /// `stream`: read through a [`TcpStream`](crate::TcpStream): `read_cb` gets
         /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
         /// is given.
         pub fn stream(mut self, on: bool) -> Self {
