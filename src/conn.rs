@@ -87,7 +87,11 @@ struct OutputSide {
     low: usize,
     /// Passed the high-water mark; writers wait until below the low one.
     held: bool,
+    /// The write side is shut down (half-close done).
     shut: bool,
+    /// A half-close was asked for without waiting (`TcpSocket::shutdown_write`):
+    /// writes are refused, and the next flush shuts down once drained.
+    shut_requested: bool,
     error: Option<io::ErrorKind>,
     waker: Option<Waker>,
     total: u64,
@@ -129,6 +133,7 @@ impl Conn {
                 low: DEFAULT_LOW_WATER,
                 held: false,
                 shut: false,
+                shut_requested: false,
                 error: None,
                 waker: None,
                 total: 0,
@@ -461,7 +466,7 @@ impl Conn {
     }
 
     fn check_writable(&self, out: &OutputSide) -> io::Result<()> {
-        if self.is_closing() || out.shut {
+        if self.is_closing() || out.shut || out.shut_requested {
             return Err(Event::closed());
         }
         if let Some(kind) = out.error {
@@ -590,13 +595,52 @@ impl Conn {
         if res.is_ready() {
             out.held = false;
         }
+        if let Poll::Ready(Ok(())) = res {
+            if out.shut_requested && !out.shut {
+                return Poll::Ready(shutdown_locked(&mut out));
+            }
+        }
         res
+    }
+
+    /// Asks for a half-close without waiting: writes are refused from now
+    /// on; queued output still goes, then the write side is shut down by the
+    /// driver or the next flush.
+    pub(crate) fn request_shutdown_write(&self) {
+        let w = {
+            let mut out = self.output();
+            out.shut_requested = true;
+            out.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+        self.wake_driver();
+    }
+
+    /// Whether a half-close was asked for and is not done yet.
+    pub(crate) fn shutdown_pending(&self) -> bool {
+        let out = self.output();
+        out.shut_requested && !out.shut
+    }
+
+    /// Whether the write side is shut down.
+    pub(crate) fn is_write_shut(&self) -> bool {
+        self.output().shut
     }
 
     /// Pushes output from the read path: queued bytes go out whenever the
     /// stream is polled. Errors stay sticky for the next write to report.
+    /// A graceful close asked for through a `TcpSocket` handle is finished
+    /// here, as `TcpSocket::close` promises (the callback face's driver
+    /// finishes it otherwise).
     pub(crate) fn push_output(&self, cx: &mut Context<'_>) {
-        if self.queued() != 0 && !self.is_closed() {
+        if self.is_closed() {
+            return;
+        }
+        if self.closing.load(Ordering::Acquire) && self.is_connected() {
+            let _ = self.poll_close(cx);
+        } else if self.queued() != 0 {
             let _ = self.poll_flush(cx);
         }
     }
@@ -674,15 +718,11 @@ impl Conn {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        let Some(io) = out.io.clone() else {
+        if out.io.is_none() {
             store_waker(&mut out.waker, cx);
             return Poll::Pending;
-        };
-        out.shut = true;
-        match io.get_ref().shutdown(Shutdown::Write) {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
         }
+        Poll::Ready(shutdown_locked(&mut out))
     }
 
     /// Marks the connection closing: writes are refused from now on, queued
@@ -759,6 +799,15 @@ impl Conn {
         w1.into_iter().chain(w2).for_each(Waker::wake);
         self.wake_driver();
         self.set_data(None);
+    }
+}
+
+/// Shuts down the write side of a connected socket whose queue is empty.
+fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
+    out.shut = true;
+    match out.io.as_ref().map(|io| io.get_ref().shutdown(Shutdown::Write)) {
+        Some(Err(e)) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+        _ => Ok(()),
     }
 }
 

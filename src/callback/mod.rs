@@ -88,6 +88,7 @@ pub(crate) struct Settings {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) nodelay: bool,
+    pub(crate) half_open: bool,
     pub(crate) error: Option<String>,
 }
 
@@ -99,6 +100,7 @@ impl Default for Settings {
             read_timeout: None,
             write_timeout: None,
             nodelay: true,
+            half_open: false,
             error: None,
         }
     }
@@ -254,6 +256,16 @@ macro_rules! common_options {
             self
         }
 
+        /// Keeps the connection open after the peer's end of file, for
+        /// writing (off by default, as in cl-async, which closes on
+        /// `tcp-eof`). It then closes once its own write side is shut down
+        /// too ([`TcpSocket::shutdown_write`]) or on [`TcpSocket::close`]:
+        /// what a proxy needs to pass a half-close through.
+        pub fn allow_half_open(mut self, on: bool) -> Self {
+            self.settings.half_open = on;
+            self
+        }
+
         /// `TCP_NODELAY`, on by default: streamish coalesces small writes
         /// itself, so Nagle's algorithm would only add latency.
         pub fn nodelay(mut self, on: bool) -> Self {
@@ -279,6 +291,14 @@ impl TcpSocket {
     /// (cl-async's `enable-socket`).
     pub fn resume_reading(&self) {
         self.set_ctl(|ctl| ctl.paused = false);
+    }
+
+    /// Half-close: refuses further writes; what is queued still goes out,
+    /// then the write side is shut down and the peer sees end of file, while
+    /// reading goes on. Returns at once: the connection's driver (or the next
+    /// flush of a stream over it) finishes it. cl-async has no such call.
+    pub fn shutdown_write(&self) {
+        self.conn.request_shutdown_write();
     }
 
     /// Whether reading is paused.

@@ -27,7 +27,12 @@ pub(crate) struct Session {
     stream: Option<TcpStream>,
     cbs: Callbacks,
     drain: bool,
+    /// `allow_half_open`: end of file from the peer does not close.
+    half_open: bool,
     eof: bool,
+    /// Reading was paused at the last turn: on resume the read clock starts
+    /// afresh, since no byte could arrive while paused.
+    paused: bool,
     timer: Timer,
     armed: Option<Instant>,
     last_read: Instant,
@@ -46,7 +51,9 @@ impl Session {
             drains: socket.conn.drains(),
             stream: None,
             drain: settings.drain(),
+            half_open: settings.half_open,
             eof: false,
+            paused: false,
             timer: Timer::never(),
             armed: None,
             last_read: now,
@@ -208,12 +215,17 @@ impl Session {
             }
             let mut busy = false;
             let paused = conn.ctl.lock().unwrap_or_else(|e| e.into_inner()).paused;
+            if self.paused && !paused {
+                self.last_read = Instant::now();
+            }
+            self.paused = paused;
             if !self.eof && !paused {
                 match self.poll_read(cx) {
                     Poll::Ready(Ok(true)) => busy = true,
                     Poll::Ready(Ok(false)) => {
                         // Every byte before it was delivered; now EOF, then
-                        // a graceful close (writes made in event_cb still go).
+                        // a graceful close (writes made in event_cb still go)
+                        // unless the connection may stay half open.
                         self.eof = true;
                         busy = true;
                         if let Some(cb) = &self.cbs.event {
@@ -222,11 +234,22 @@ impl Session {
                             };
                             Session::call(&self.socket, || cb(ev));
                         }
-                        conn.request_close();
+                        if !self.half_open {
+                            conn.request_close();
+                        }
                     }
                     Poll::Ready(Err(e)) => return self.fail(e),
                     Poll::Pending => {}
                 }
+            }
+            if conn.shutdown_pending() {
+                if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(cx) {
+                    return self.fail(e);
+                }
+            }
+            if self.eof && conn.is_write_shut() {
+                // Both directions are done.
+                conn.request_close();
             }
             if conn.is_closing() {
                 match conn.poll_close(cx) {
