@@ -1,0 +1,423 @@
+//! Connect, accept and the server, over loopback only (issue 2: connect by
+//! name, by IPv6 literal, to a refused port; the listener; conversions).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use futures_lite::future::zip;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use streamish::{
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, DEFAULT_BACKLOG, Event, TcpInputStream,
+    TcpOutputStream, TcpServer, TcpSocket, TcpStream,
+};
+
+use common::run;
+
+/// One byte each way between a fresh client and the connection the server
+/// accepts for it; checks that the addresses on both ends agree.
+async fn exchange(server: &TcpServer, client: io::Result<TcpStream>) -> TcpStream {
+    let mut client = client.expect("connect");
+    let (mut accepted, from) = server.accept().await.expect("accept");
+    assert_eq!(client.peer_addr().unwrap(), server.local_addr());
+    assert_eq!(client.local_addr().unwrap(), from);
+    assert_eq!(accepted.peer_addr().unwrap(), from);
+    assert_eq!(accepted.local_addr().unwrap(), server.local_addr());
+
+    client.write_all(b"?").await.unwrap();
+    client.flush().await.unwrap();
+    let mut b = [0u8; 1];
+    accepted.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"?");
+    accepted.write_all(b"!").await.unwrap();
+    accepted.flush().await.unwrap();
+    client.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"!");
+    client
+}
+
+/// A loopback port nobody listens on: bind one, note it, let it go.
+fn refused_port() -> u16 {
+    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    server.local_addr().port()
+}
+
+fn kind_and_event(err: io::Error) -> (io::ErrorKind, String, Event) {
+    (err.kind(), err.to_string(), Event::from(err))
+}
+
+#[test]
+fn connect_by_name_localhost() {
+    run(async {
+        // localhost may resolve to ::1 first; nothing listens there, so the
+        // connect must go on to 127.0.0.1.
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().port();
+        exchange(&server, TcpStream::connect(("localhost", port)).await).await;
+        exchange(&server, TcpStream::connect(format!("localhost:{port}")).await).await;
+        exchange(&server, TcpStream::connect(&format!("localhost:{port}")).await).await;
+        exchange(&server, TcpStream::connect((String::from("localhost"), port)).await).await;
+        exchange(&server, TcpStream::connect(format!("LocalHost:{port}").as_str()).await).await;
+    });
+}
+
+#[test]
+fn connect_by_ipv6_literal() {
+    run(async {
+        let server = match TcpServer::bind("[::1]:0") {
+            Ok(s) => s,
+            Err(e) => {
+                println!("note: no IPv6 loopback on this machine ({e}); skipping the ::1 test");
+                return;
+            }
+        };
+        let addr = server.local_addr();
+        assert_eq!(addr.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        let port = addr.port();
+        exchange(&server, TcpStream::connect(("::1", port)).await).await;
+        exchange(&server, TcpStream::connect(("[::1]", port)).await).await;
+        exchange(&server, TcpStream::connect(format!("[::1]:{port}")).await).await;
+        exchange(&server, TcpStream::connect(addr).await).await;
+        exchange(&server, TcpStream::connect((Ipv6Addr::LOCALHOST, port)).await).await;
+        exchange(
+            &server,
+            TcpStream::connect((IpAddr::V6(Ipv6Addr::LOCALHOST), port)).await,
+        )
+        .await;
+    });
+}
+
+#[test]
+fn connect_by_ipv4_literal_in_every_form() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        let port = addr.port();
+        let SocketAddr::V4(v4) = addr else {
+            panic!("bound 127.0.0.1")
+        };
+        exchange(&server, TcpStream::connect(addr).await).await;
+        exchange(&server, TcpStream::connect(v4).await).await;
+        exchange(&server, TcpStream::connect(("127.0.0.1", port)).await).await;
+        exchange(&server, TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await).await;
+        exchange(&server, TcpStream::connect(format!("127.0.0.1:{port}")).await).await;
+        exchange(&server, TcpStream::connect(vec![addr]).await).await;
+        exchange(&server, TcpStream::connect(&[addr][..]).await).await;
+    });
+}
+
+#[test]
+fn connect_to_a_refused_port() {
+    run(async {
+        let port = refused_port();
+        let target = format!("127.0.0.1:{port}");
+        let err = TcpStream::connect(target.as_str()).await.expect_err("nobody listens");
+        let (kind, msg, event) = kind_and_event(err);
+        assert_eq!(kind, io::ErrorKind::ConnectionRefused);
+        assert!(msg.contains(&target), "the error does not name {target}: {msg}");
+        assert!(matches!(event, Event::Refused { .. }), "{event:?}");
+        assert_eq!(event.name(), "tcp-refused");
+        assert!(event.is_error());
+
+        // By name: the error names the host that failed.
+        let err = TcpStream::connect(("localhost", port))
+            .await
+            .expect_err("nobody listens");
+        let (kind, msg, event) = kind_and_event(err);
+        assert_eq!(kind, io::ErrorKind::ConnectionRefused);
+        assert!(
+            msg.contains(&format!("localhost:{port}")),
+            "the error does not name localhost: {msg}"
+        );
+        assert!(matches!(event, Event::Refused { .. }));
+    });
+}
+
+#[test]
+fn connect_tries_every_address_in_turn() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let dead = SocketAddr::from(([127, 0, 0, 1], refused_port()));
+        // The first address refuses; the second answers.
+        exchange(&server, TcpStream::connect(vec![dead, server.local_addr()]).await).await;
+
+        // When every address fails, the error names each of them.
+        let dead2 = SocketAddr::from(([127, 0, 0, 1], refused_port()));
+        let err = TcpStream::connect(vec![dead, dead2]).await.expect_err("all refuse");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&dead.to_string()) && msg.contains(&dead2.to_string()),
+            "{msg}"
+        );
+
+        // No address at all is an invalid input, not a hang.
+        let err = TcpStream::connect(Vec::<SocketAddr>::new())
+            .await
+            .expect_err("no address");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    });
+}
+
+#[test]
+fn bad_targets_are_invalid_input() {
+    run(async {
+        let port = refused_port();
+        let empty = String::new();
+        let targets: Vec<(&str, io::Result<TcpStream>)> = vec![
+            ("(\"\", port)", TcpStream::connect(("", port)).await),
+            ("(\"  \", port)", TcpStream::connect(("  ", port)).await),
+            ("(String::new(), port)", TcpStream::connect((empty, port)).await),
+            ("\":port\"", TcpStream::connect(format!(":{port}")).await),
+            ("\"[]:port\"", TcpStream::connect(format!("[]:{port}")).await),
+            ("port 0, literal", TcpStream::connect(("127.0.0.1", 0)).await),
+            ("port 0, string", TcpStream::connect("127.0.0.1:0").await),
+            (
+                "port 0, socket address",
+                TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], 0))).await,
+            ),
+            ("port 0, by name", TcpStream::connect(("localhost", 0)).await),
+            ("port 0, v6", TcpStream::connect("[::1]:0").await),
+            ("no port", TcpStream::connect("localhost").await),
+            ("port not a number", TcpStream::connect("localhost:http").await),
+            ("port too big", TcpStream::connect("127.0.0.1:65536").await),
+        ];
+        for (what, res) in targets {
+            let err = res.expect_err(what);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{what}: {err}");
+        }
+    });
+}
+
+#[test]
+fn an_unresolvable_name_is_a_dns_event() {
+    run(async {
+        // `.invalid` never resolves (RFC 6761); nothing is ever connected to.
+        let err = TcpStream::connect(("nonexistent.invalid", 80))
+            .await
+            .expect_err("must not resolve");
+        let (kind, msg, event) = kind_and_event(err);
+        assert_eq!(kind, io::ErrorKind::NotFound);
+        assert!(
+            msg.contains("nonexistent.invalid"),
+            "the error does not name the host: {msg}"
+        );
+        match &event {
+            Event::Dns { host, .. } => assert_eq!(host, "nonexistent.invalid"),
+            other => panic!("expected Event::Dns, got {other:?}"),
+        }
+        assert_eq!(event.name(), "dns-error");
+        let err = TcpStream::connect("nonexistent.invalid:80")
+            .await
+            .expect_err("must not resolve");
+        assert!(matches!(Event::from(err), Event::Dns { .. }));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn server_on_port_zero_tells_its_address() {
+    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_ne!(addr.port(), 0);
+    assert!(format!("{server:?}").contains(&addr.to_string()));
+
+    let other = TcpServer::bind_with_backlog(("127.0.0.1", 0), 4).unwrap();
+    assert_ne!(other.local_addr().port(), 0);
+    assert_ne!(other.local_addr(), addr);
+    let third = TcpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    assert_ne!(third.local_addr().port(), 0);
+    assert_eq!(DEFAULT_BACKLOG, 128);
+}
+
+#[test]
+fn binding_an_address_in_use_fails_at_once() {
+    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let err = TcpServer::bind(addr).expect_err("the address is in use");
+    let (kind, msg, event) = kind_and_event(err);
+    assert_eq!(kind, io::ErrorKind::AddrInUse);
+    assert!(msg.contains(&addr.to_string()), "the error does not name {addr}: {msg}");
+    assert!(matches!(event, Event::AddressInUse { .. }));
+    assert_eq!(event.name(), "socket-address-in-use");
+    // Once the first server is gone, the address is free again.
+    drop(server);
+    let again = TcpServer::bind(addr).unwrap();
+    assert_eq!(again.local_addr(), addr);
+}
+
+#[test]
+fn accept_reports_the_peer_address() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let (client, accepted) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
+        let client = client.unwrap();
+        let (stream, from) = accepted.unwrap();
+        assert_eq!(from, client.local_addr().unwrap());
+        assert_eq!(stream.peer_addr().unwrap(), from);
+        // A poll_accept with nothing waiting is Pending, not an error.
+        let none = futures_lite::future::poll_once(futures_lite::future::poll_fn(|cx| server.poll_accept(cx))).await;
+        assert!(none.is_none());
+    });
+}
+
+#[test]
+fn incoming_yields_connections() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+        const N: u8 = 5;
+        let clients = async {
+            let mut locals = BTreeSet::new();
+            for i in 0..N {
+                let mut c = TcpStream::connect(addr).await?;
+                locals.insert(c.local_addr()?);
+                c.write_sequence(&[i])?;
+                c.close_stream().await?;
+            }
+            io::Result::Ok(locals)
+        };
+        let accepting = async {
+            let mut incoming = server.incoming();
+            let mut seen = BTreeSet::new();
+            let mut froms = BTreeSet::new();
+            for _ in 0..N {
+                let mut s = incoming.next().await.expect("Incoming never ends")?;
+                froms.insert(s.peer_addr()?);
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await?;
+                assert_eq!(got.len(), 1);
+                seen.insert(got[0]);
+            }
+            io::Result::Ok((seen, froms))
+        };
+        let (locals, accepted) = zip(clients, accepting).await;
+        let (locals, (seen, froms)) = (locals.unwrap(), accepted.unwrap());
+        assert_eq!(seen, (0..N).collect());
+        assert_eq!(froms, locals);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Conversions and the socket's accessors.
+// ---------------------------------------------------------------------------
+
+async fn roundtrip(a: &mut (impl AsyncInputStream + AsyncOutputStream + Unpin), b: &mut TcpStream, tag: &[u8]) {
+    a.write_sequence(tag).unwrap();
+    a.finish_output().await.unwrap();
+    let mut got = vec![0u8; tag.len()];
+    b.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, tag);
+    b.write_all(tag).await.unwrap();
+    b.flush().await.unwrap();
+    let mut back = vec![0u8; tag.len()];
+    a.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, tag);
+}
+
+#[test]
+fn conversions_from_std_and_async_streams() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr();
+
+        // std::net::TcpStream → TcpStream (made non-blocking, registered).
+        let std_stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut a = TcpStream::try_from(std_stream).unwrap();
+        let (mut pa, _) = server.accept().await.unwrap();
+        roundtrip(&mut a, &mut pa, b"from std").await;
+
+        // Async<std::net::TcpStream> → TcpStream.
+        let io = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let mut b = TcpStream::from(io);
+        let (mut pb, _) = server.accept().await.unwrap();
+        roundtrip(&mut b, &mut pb, b"from Async").await;
+
+        // std → TcpSocket → TcpStream (cl-async's make-instance :socket).
+        let socket = TcpSocket::try_from(std::net::TcpStream::connect(addr).unwrap()).unwrap();
+        let mut c = TcpStream::from(socket.clone());
+        assert!(c.socket().ptr_eq(&socket));
+        let (mut pc, _) = server.accept().await.unwrap();
+        roundtrip(&mut c, &mut pc, b"from TcpSocket").await;
+
+        // Async → TcpSocket → the two one-way streams over one socket.
+        let io = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+        let socket = TcpSocket::from(io);
+        let mut input = TcpInputStream::new(socket.clone());
+        let mut output = TcpOutputStream::new(socket.clone());
+        let (mut pd, _) = server.accept().await.unwrap();
+        output.write_sequence(b"one way").unwrap();
+        output.finish_output().await.unwrap();
+        let mut got = [0u8; 7];
+        pd.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"one way");
+        pd.write_all(b"other way").await.unwrap();
+        pd.flush().await.unwrap();
+        let mut got = [0u8; 9];
+        input.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"other way");
+        // The halves made apart from a split reunite, being one connection.
+        let mut joined = TcpStream::reunite(input, output).expect("one socket");
+        roundtrip(&mut joined, &mut pd, b"joined").await;
+        assert!(joined.into_socket().ptr_eq(&socket));
+    });
+}
+
+#[test]
+fn addresses_nodelay_and_counters() {
+    run(async {
+        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let (client, accepted) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
+        let (mut client, (mut peer, from)) = (client.unwrap(), accepted.unwrap());
+
+        assert_eq!(client.peer_addr().unwrap(), server.local_addr());
+        assert_eq!(client.local_addr().unwrap(), from);
+        assert_eq!(client.socket().peer_addr().unwrap(), peer.local_addr().unwrap());
+        assert_eq!(client.socket().local_addr().unwrap(), peer.peer_addr().unwrap());
+
+        // streamish coalesces small writes itself, so it turns Nagle off.
+        assert!(client.socket().nodelay().unwrap());
+        assert!(peer.socket().nodelay().unwrap());
+        client.set_nodelay(false).unwrap();
+        assert!(!client.socket().nodelay().unwrap());
+        client.socket().set_nodelay(true).unwrap();
+        assert!(client.socket().nodelay().unwrap());
+
+        assert_eq!((client.bytes_read(), client.bytes_written()), (0, 0));
+        client.write_sequence(&[7u8; 10_000]).unwrap();
+        client.write_all(&[8u8; 70_000]).await.unwrap();
+        assert_eq!(client.bytes_written() + client.queued() as u64, 80_000);
+        client.finish_output().await.unwrap();
+        assert_eq!(client.bytes_written(), 80_000);
+        assert_eq!(client.socket().bytes_written(), 80_000);
+        assert_eq!(client.socket().queued(), 0);
+
+        let mut got = vec![0u8; 80_000];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(peer.bytes_read(), 80_000);
+        assert_eq!(peer.socket().bytes_read(), 80_000);
+        assert_eq!(peer.bytes_written(), 0);
+        assert!(got[..10_000].iter().all(|&b| b == 7) && got[10_000..].iter().all(|&b| b == 8));
+
+        // The socket handle is cheap, shared, and describes itself.
+        let socket = client.socket().clone();
+        assert!(socket.ptr_eq(client.socket()));
+        assert!(!socket.ptr_eq(peer.socket()));
+        assert!(socket.is_open() && socket.is_connected() && !socket.is_closed());
+        let dbg = format!("{socket:?}");
+        assert!(
+            dbg.contains(&from.to_string()) && dbg.contains(&server.local_addr().to_string()),
+            "{dbg}"
+        );
+        client.close_stream().await.unwrap();
+        assert!(!socket.is_open() && !socket.is_connected() && socket.is_closed());
+        let err = socket.peer_addr().unwrap_err();
+        assert!(matches!(Event::from(err), Event::Closed { .. }));
+    });
+}

@@ -1,0 +1,231 @@
+//! The same exchange under every executor: streamish's futures are
+//! runtime-agnostic, so they run under `async_io::block_on`,
+//! `futures_lite::future::block_on`, smol and tokio (both runtimes),
+//! spawned as tasks where the executor can spawn, and they talk to peers
+//! written with tokio's and async-net's own sockets.
+
+mod common;
+
+use std::io;
+use std::net::SocketAddr;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use streamish::{AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpServer, TcpStream};
+
+use common::{Rng, timeout};
+
+const ROUNDS: u32 = 16;
+const BULK: usize = 300 * 1024;
+
+/// The server side: on its first connection, answers requests with no
+/// flush call; on its second, echoes everything back until EOF.
+async fn serve(server: TcpServer) -> io::Result<()> {
+    let (mut s, _) = server.accept().await?;
+    let mut answered = 0;
+    loop {
+        let mut req = [0u8; 8];
+        match s.read_exact(&mut req).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        req.reverse();
+        // Queued only: the next read sends it.
+        s.write_all(&req).await?;
+        answered += 1;
+    }
+    assert_eq!(answered, ROUNDS);
+    s.close_stream().await?;
+
+    let (stream, _) = server.accept().await?;
+    let (input, mut output) = stream.split();
+    futures_lite::io::copy(input, &mut output).await?;
+    output.close_stream().await
+}
+
+/// The client side of [`serve`]: request/response rounds with no flush,
+/// then a bulk transfer sent and echoed at once.
+async fn client(addr: SocketAddr, seed: u64) -> io::Result<()> {
+    let mut s = TcpStream::connect(addr).await?;
+    for n in 0..ROUNDS {
+        let req = u64::from(n).wrapping_mul(0x0101_0101_0101_0101).to_be_bytes();
+        s.write_all(&req).await?;
+        let mut resp = [0u8; 8];
+        s.read_exact(&mut resp).await?;
+        resp.reverse();
+        assert_eq!(resp, req, "round {n}");
+    }
+    s.close_stream().await?;
+
+    let data = Rng::new(seed).bytes(BULK);
+    let (mut input, mut output) = TcpStream::connect(addr).await?.split();
+    let send = async {
+        for (i, chunk) in data.chunks(9_000).enumerate() {
+            if i % 2 == 0 {
+                output.write_all(chunk).await?;
+            } else {
+                output.write_sequence(chunk)?;
+                output.force_output()?;
+            }
+        }
+        output.finish_output().await?;
+        output.close().await
+    };
+    let mut got = Vec::new();
+    let (sent, read) = futures_lite::future::zip(send, input.read_to_end(&mut got)).await;
+    sent?;
+    read?;
+    assert!(got == data, "echo differs: {} of {} bytes", got.len(), data.len());
+    Ok(())
+}
+
+fn bind() -> (TcpServer, SocketAddr) {
+    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    (server, addr)
+}
+
+#[test]
+fn under_async_io_block_on() {
+    let (server, addr) = bind();
+    async_io::block_on(timeout(async {
+        let (s, c) = futures_lite::future::zip(serve(server), client(addr, 1)).await;
+        s.unwrap();
+        c.unwrap();
+    }));
+}
+
+#[test]
+fn under_futures_lite_block_on() {
+    // No reactor on this thread: async-io drives itself from its own.
+    let (server, addr) = bind();
+    futures_lite::future::block_on(timeout(async {
+        let (s, c) = futures_lite::future::zip(serve(server), client(addr, 2)).await;
+        s.unwrap();
+        c.unwrap();
+    }));
+}
+
+#[test]
+fn under_smol_with_spawned_tasks() {
+    let (server, addr) = bind();
+    smol::block_on(timeout(async {
+        let server_task = smol::spawn(serve(server));
+        let client_task = smol::spawn(client(addr, 3));
+        client_task.await.unwrap();
+        server_task.await.unwrap();
+    }));
+}
+
+#[test]
+fn under_an_async_executor() {
+    let (server, addr) = bind();
+    let ex = smol::Executor::new();
+    futures_lite::future::block_on(ex.run(timeout(async {
+        let server_task = ex.spawn(serve(server));
+        client(addr, 4).await.unwrap();
+        server_task.await.unwrap();
+    })));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn under_tokio_current_thread() {
+    timeout(async {
+        let (server, addr) = bind();
+        let server_task = tokio::spawn(serve(server));
+        client(addr, 5).await.unwrap();
+        server_task.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_tokio_multi_thread() {
+    timeout(async {
+        let (server, addr) = bind();
+        let server_task = tokio::spawn(serve(server));
+        let client_task = tokio::spawn(client(addr, 6));
+        client_task.await.unwrap().unwrap();
+        server_task.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+/// A streamish client against a peer written with tokio's own sockets, and
+/// a streamish stream driven through tokio's io traits (tokio-util compat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokio_peers_and_tokio_io_traits() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+    timeout(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await?;
+            let (mut r, mut w) = s.split();
+            tokio::io::copy(&mut r, &mut w).await?;
+            w.shutdown().await?;
+            io::Result::Ok(())
+        });
+        let data = Rng::new(7).bytes(BULK);
+        let (mut input, mut output) = TcpStream::connect(addr).await.unwrap().split();
+        let send = async {
+            output.write_all(&data).await?;
+            output.close().await
+        };
+        let mut got = Vec::new();
+        let (sent, read) = futures_lite::future::zip(send, input.read_to_end(&mut got)).await;
+        sent.unwrap();
+        read.unwrap();
+        assert!(got == data);
+        echo.await.unwrap().unwrap();
+
+        // streamish server, tokio client; the accepted stream used through
+        // tokio's AsyncRead/AsyncWrite.
+        let (server, addr) = bind();
+        let peer = tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await?;
+            c.write_all(b"from tokio").await?;
+            c.shutdown().await?;
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).await?;
+            io::Result::Ok(back)
+        });
+        let (accepted, _) = server.accept().await.unwrap();
+        let mut compat = accepted.compat();
+        let mut got = Vec::new();
+        compat.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"from tokio");
+        compat.write_all(b"from streamish via tokio traits").await.unwrap();
+        compat.shutdown().await.unwrap();
+        assert_eq!(peer.await.unwrap().unwrap(), b"from streamish via tokio traits");
+    })
+    .await;
+}
+
+/// Under smol, against a peer written with async-net.
+#[test]
+fn with_an_async_net_peer_under_smol() {
+    smol::block_on(timeout(async {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = smol::spawn(async move {
+            let (s, _) = listener.accept().await?;
+            futures_lite::io::copy(s.clone(), &mut s.clone()).await?;
+            s.shutdown(std::net::Shutdown::Write)
+        });
+        let data = Rng::new(8).bytes(BULK);
+        let (mut input, mut output) = TcpStream::connect(addr).await.unwrap().split();
+        let send = smol::spawn(async move {
+            output.write_all(&data).await?;
+            output.close().await?;
+            io::Result::Ok(data)
+        });
+        let mut got = Vec::new();
+        input.read_to_end(&mut got).await.unwrap();
+        let data = send.await.unwrap();
+        assert!(got == data);
+        echo.await.unwrap();
+    }));
+}
