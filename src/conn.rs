@@ -13,13 +13,15 @@
 //! across an `.await`; a lock is held across one system call at most.
 
 use std::any::Any;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use async_io::Async;
+use async_io::{Async, ReadableOwned, WritableOwned};
 use bytes::Bytes;
 
 use crate::buf::{InputBuf, MAX_IOV, MIN_READ, OutputQueue};
@@ -78,6 +80,8 @@ struct InputSide {
     error: Option<io::ErrorKind>,
     waker: Option<Waker>,
     total: u64,
+    /// The wait for readability in progress (see [`poll_ready`]).
+    readable: Option<ReadableOwned<TcpStream>>,
 }
 
 struct OutputSide {
@@ -95,6 +99,8 @@ struct OutputSide {
     error: Option<io::ErrorKind>,
     waker: Option<Waker>,
     total: u64,
+    /// The wait for writability in progress (see [`poll_ready`]).
+    writable: Option<WritableOwned<TcpStream>>,
     /// Drains completed since the connection opened (the callback face's
     /// `write_cb` fires once per drain).
     drains: u64,
@@ -125,6 +131,7 @@ impl Conn {
                 error: None,
                 waker: None,
                 total: 0,
+                readable: None,
             }),
             output: Mutex::new(OutputSide {
                 io,
@@ -137,6 +144,7 @@ impl Conn {
                 error: None,
                 waker: None,
                 total: 0,
+                writable: None,
                 drains: 0,
             }),
             out_len: AtomicUsize::new(0),
@@ -317,7 +325,7 @@ impl Conn {
         };
         loop {
             if inp.drained {
-                match io.poll_readable(cx) {
+                match readable(inp, &io, cx) {
                     Poll::Ready(Ok(())) => inp.drained = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
@@ -365,7 +373,7 @@ impl Conn {
             if let Some(io) = inp.io.clone() {
                 loop {
                     if inp.drained {
-                        match io.poll_readable(cx) {
+                        match readable(&mut inp, &io, cx) {
                             Poll::Ready(Ok(())) => inp.drained = false,
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                             Poll::Pending => {
@@ -555,7 +563,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match cx.as_deref_mut() {
                     None => return Poll::Pending,
-                    Some(cx) => match io.poll_writable(cx) {
+                    Some(cx) => match writable(out, &io, cx) {
                         Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => {
@@ -618,6 +626,12 @@ impl Conn {
         self.wake_driver();
     }
 
+    /// Records a write-side shutdown made directly on the socket, so later
+    /// writes fail with `Closed` at once rather than at the next flush.
+    pub(crate) fn mark_write_shut(&self) {
+        self.output().shut = true;
+    }
+
     /// Whether a half-close was asked for and is not done yet.
     pub(crate) fn shutdown_pending(&self) -> bool {
         let out = self.output();
@@ -671,7 +685,7 @@ impl Conn {
                             out.total += n as u64;
                             return Poll::Ready(Ok(n));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match io.poll_writable(cx) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match writable(&mut out, &io, cx) {
                             Poll::Ready(Ok(())) => {}
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                             Poll::Pending => {
@@ -784,6 +798,8 @@ impl Conn {
             let mut i = self.input();
             let mut o = self.output();
             self.closed.store(true, Ordering::Release);
+            i.readable = None;
+            o.writable = None;
             i.buf.clear();
             o.queue.clear();
             self.out_len.store(0, Ordering::Release);
@@ -809,6 +825,51 @@ fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
         Some(Err(e)) if e.kind() != io::ErrorKind::NotConnected => Err(e),
         _ => Ok(()),
     }
+}
+
+fn readable(inp: &mut InputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waker, cx)
+}
+
+fn writable(out: &mut OutputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    poll_ready(&mut out.writable, || io.clone().writable_owned(), &mut out.waker, cx)
+}
+
+/// Waits for readiness through a wait kept in `slot` across polls
+/// (`make` starts it: `readable_owned` or `writable_owned`).
+///
+/// Not `Async::poll_readable` / `poll_writable`: they record the reactor's
+/// tick anew at every registration, and ignore an event of the tick they
+/// recorded. A task that is woken and polls again after the reactor thread
+/// has begun its next tick therefore takes each event as stale, and can go
+/// on doing so: a read then hangs with its bytes or its end of file in the
+/// kernel (seen in `tests/faults.rs`; smol-rs/async-io#156). The owned
+/// futures record the tick once, when the wait starts.
+///
+/// One task waits per direction, as with `poll_readable`: a second one
+/// takes over, and the task it replaces in `waiter` is woken to try again.
+pub(crate) fn poll_ready<F>(
+    slot: &mut Option<F>,
+    make: impl FnOnce() -> F,
+    waiter: &mut Option<Waker>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>>
+where
+    F: Future<Output = io::Result<()>> + Unpin,
+{
+    let res = Pin::new(slot.get_or_insert_with(make)).poll(cx);
+    match res {
+        Poll::Ready(_) => *slot = None,
+        Poll::Pending => match waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => {
+                if let Some(old) = waiter.replace(cx.waker().clone()) {
+                    old.wake();
+                }
+            }
+        },
+    }
+    res
 }
 
 /// Reads into `out` straight from the kernel.

@@ -146,26 +146,11 @@ pub enum Event {
     },
 }
 
-impl Event {
-    /// The socket this event happened on, if there is one.
-    pub fn socket(&self) -> Option<&TcpSocket> {
-        match self {
-            Event::Eof { socket }
-            | Event::Reset { socket, .. }
-            | Event::Timeout { socket, .. }
-            | Event::Refused { socket, .. }
-            | Event::Aborted { socket, .. }
-            | Event::AddressInUse { socket, .. }
-            | Event::Dns { socket, .. }
-            | Event::Closed { socket }
-            | Event::BrokenPipe { socket, .. }
-            | Event::Canceled { socket }
-            | Event::Io { socket, .. } => socket.as_ref(),
-        }
-    }
-
-    fn socket_mut(&mut self) -> &mut Option<TcpSocket> {
-        match self {
+/// Every variant's `socket` field, by reference (shared or mutable, as the
+/// event is).
+macro_rules! socket_field {
+    ($ev:expr) => {
+        match $ev {
             Event::Eof { socket }
             | Event::Reset { socket, .. }
             | Event::Timeout { socket, .. }
@@ -178,6 +163,17 @@ impl Event {
             | Event::Canceled { socket }
             | Event::Io { socket, .. } => socket,
         }
+    };
+}
+
+impl Event {
+    /// The socket this event happened on, if there is one.
+    pub fn socket(&self) -> Option<&TcpSocket> {
+        socket_field!(self).as_ref()
+    }
+
+    fn socket_mut(&mut self) -> &mut Option<TcpSocket> {
+        socket_field!(self)
     }
 
     /// Attaches `socket` to this event, replacing any socket it carried.
@@ -310,12 +306,15 @@ impl From<Event> for io::Error {
 
 impl From<io::Error> for Event {
     fn from(err: io::Error) -> Event {
-        if err.get_ref().is_some_and(|e| e.is::<Event>()) {
-            if let Ok(ev) = err.into_inner().expect("checked above").downcast::<Event>() {
-                return *ev;
-            }
-            unreachable!("checked above");
-        }
+        // An io::Error made from an Event gives it back whole.
+        let err = match err.get_ref().is_some_and(|e| e.is::<Event>()) {
+            true => match err.into_inner().map(|inner| inner.downcast::<Event>()) {
+                Some(Ok(ev)) => return *ev,
+                // Not reached: the payload was just checked to be an Event.
+                _ => io::Error::other("lost event"),
+            },
+            false => err,
+        };
         let socket = None;
         match err.kind() {
             io::ErrorKind::UnexpectedEof => Event::Eof { socket },

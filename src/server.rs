@@ -4,11 +4,13 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker, ready};
 
-use async_io::Async;
+use async_io::{Async, ReadableOwned};
 use futures_lite::Stream;
 
+use crate::conn::poll_ready;
 use crate::{Event, TcpStream};
 
 /// The listen backlog when none is given (cl-async's default).
@@ -37,8 +39,11 @@ pub const DEFAULT_BACKLOG: u32 = 128;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
 pub struct TcpServer {
-    listener: Async<TcpListener>,
+    listener: Arc<Async<TcpListener>>,
     local: SocketAddr,
+    /// The wait for a connection in progress, and the task waiting (see
+    /// `conn::poll_ready`: `Async::poll_readable` can miss events).
+    wait: Mutex<(Option<ReadableOwned<TcpListener>>, Option<Waker>)>,
 }
 
 impl TcpServer {
@@ -56,8 +61,9 @@ impl TcpServer {
             match listen(addr, backlog) {
                 Ok(listener) => {
                     let local = listener.local_addr()?;
-                    let listener = Async::new(listener)?;
-                    return Ok(TcpServer { listener, local });
+                    let listener = Arc::new(Async::new(listener)?);
+                    let wait = Mutex::new((None, None));
+                    return Ok(TcpServer { listener, local, wait });
                 }
                 Err(e) => {
                     let error = io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
@@ -89,7 +95,11 @@ impl TcpServer {
                     stream.set_nodelay(true)?;
                     return Poll::Ready(Ok((TcpStream::try_from(stream)?, addr)));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.listener.poll_readable(cx))?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
+                    let (slot, waiter) = &mut *wait;
+                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiter, cx))?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }

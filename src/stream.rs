@@ -216,6 +216,10 @@ impl TcpStream {
     /// Splits the stream into its input and output halves, which can be
     /// used from different tasks.
     ///
+    /// Unlike the whole stream, the input half does not push queued output
+    /// when it reads (that would make the reading task wait on the writer's
+    /// readiness): flush or close the output half, or use `finish_output`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -256,10 +260,13 @@ impl TcpStream {
     /// Shuts down the read side, the write side or both at once, without
     /// flushing (as `std::net::TcpStream::shutdown`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self.socket().conn.io() {
-            Some(io) => io.get_ref().shutdown(how),
-            None => Err(crate::Event::closed()),
+        let conn = &self.socket().conn;
+        let io = conn.io().ok_or_else(crate::Event::closed)?;
+        io.get_ref().shutdown(how)?;
+        if how != Shutdown::Read {
+            conn.mark_write_shut();
         }
+        Ok(())
     }
 
     /// The peer's address.
