@@ -153,6 +153,7 @@ impl OutputQueue {
     }
 
     /// Queues a copy of `data`.
+    #[inline]
     pub(crate) fn push_slice(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;

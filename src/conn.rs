@@ -43,6 +43,14 @@ const DIRECT_WRITE: usize = 16 * 1024;
 /// How many write system calls one flush makes before it yields, so one
 /// busy connection cannot starve the others on its executor.
 const FLUSH_BUDGET: usize = 16;
+/// `poll_write` yields (wakes its task and returns `Pending`) once this many
+/// bytes went to the kernel since it last did, as tokio's co-operative
+/// budget makes its sockets do. A writer that never has to wait would
+/// otherwise fill the kernel's buffers (megabytes on loopback) before a
+/// reader on the same thread gets a turn; yielding keeps the bytes in
+/// flight few enough to stay in cache (bulk on one thread: twice the
+/// throughput; see `design/performance.md`).
+const WRITE_BUDGET: usize = 128 * 1024;
 
 pub(crate) struct Conn {
     input: Mutex<InputSide>,
@@ -96,6 +104,9 @@ struct OutputSide {
     /// A half-close was asked for without waiting (`TcpSocket::shutdown_write`):
     /// writes are refused, and the next flush shuts down once drained.
     shut_requested: bool,
+    /// Bytes handed to the kernel since `poll_write` last yielded (see
+    /// [`WRITE_BUDGET`]).
+    run: usize,
     error: Option<io::ErrorKind>,
     waker: Option<Waker>,
     total: u64,
@@ -146,6 +157,7 @@ impl Conn {
                 total: 0,
                 writable: None,
                 drains: 0,
+                run: 0,
             }),
             out_len: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -164,6 +176,7 @@ impl Conn {
         self.input.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[inline]
     fn output(&self) -> MutexGuard<'_, OutputSide> {
         self.output.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -193,10 +206,12 @@ impl Conn {
         self.output().io.is_some()
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire) || self.is_closed()
     }
@@ -227,7 +242,11 @@ impl Conn {
     }
 
     pub(crate) fn set_in_callback(&self, on: bool) {
-        self.in_callback.store(on, Ordering::Release);
+        // SeqCst with `queued_more` and `queued`: a writer on another thread
+        // either sees the callback still running (and the driver, after
+        // clearing the flag, sees its bytes queued) or sees it over and
+        // wakes the driver. Weaker orderings allow both to miss.
+        self.in_callback.store(on, Ordering::SeqCst);
     }
 
     // ----- socket data -----
@@ -444,7 +463,7 @@ impl Conn {
     // ----- output -----
 
     pub(crate) fn queued(&self) -> usize {
-        self.out_len.load(Ordering::Acquire)
+        self.out_len.load(Ordering::SeqCst)
     }
 
     pub(crate) fn bytes_written(&self) -> u64 {
@@ -484,8 +503,8 @@ impl Conn {
     }
 
     fn queued_more(&self, out: &OutputSide, was_empty: bool) {
-        self.out_len.store(out.queue.len(), Ordering::Release);
-        if was_empty && !self.in_callback.load(Ordering::Acquire) {
+        self.out_len.store(out.queue.len(), Ordering::SeqCst);
+        if was_empty && !self.in_callback.load(Ordering::SeqCst) {
             self.wake_driver();
         }
     }
@@ -555,6 +574,7 @@ impl Conn {
                 Ok(n) => {
                     out.queue.advance(n);
                     out.total += n as u64;
+                    out.run += n;
                     self.out_len.store(out.queue.len(), Ordering::Release);
                     if out.queue.is_empty() {
                         out.drains += 1;
@@ -660,12 +680,43 @@ impl Conn {
     }
 
     /// futures-io `poll_write`, with the high/low-water backpressure.
+    ///
+    /// The common case is inlined into the caller: a small write joining a
+    /// queue that already holds output (so a flush is coming) and stays
+    /// below the high-water mark is copied in, and that is all. Everything
+    /// else is [`Conn::poll_write_slow`].
+    #[inline]
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
-        }
         let mut out = self.output();
+        if !out.held
+            && !out.queue.is_empty()
+            && buf.len() < DIRECT_WRITE
+            && out.queue.len() + buf.len() < out.high
+            && !out.shut
+            && !out.shut_requested
+            && out.error.is_none()
+            && !self.is_closing()
+        {
+            out.queue.push_slice(buf);
+            self.out_len.store(out.queue.len(), Ordering::Release);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        self.poll_write_slow(out, cx, buf)
+    }
+
+    #[inline(never)]
+    fn poll_write_slow(
+        &self,
+        mut out: MutexGuard<'_, OutputSide>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check_writable(&out)?;
+        if out.run >= WRITE_BUDGET {
+            out.run = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if out.held || out.queue.len() >= out.high {
             out.held = true;
             match self.flush_locked(&mut out, Some(cx)) {
@@ -683,6 +734,7 @@ impl Conn {
                     match sys::write_vectored(io.get_ref(), &[IoSlice::new(buf)]) {
                         Ok(n) => {
                             out.total += n as u64;
+                            out.run += n;
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => match writable(&mut out, &io, cx) {

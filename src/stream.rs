@@ -453,6 +453,7 @@ impl_input!(TcpInputStream, push_output: false);
 macro_rules! impl_output {
     ($ty:ident, $($sock:ident).+) => {
         impl AsyncWrite for $ty {
+            #[inline]
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
                 self.$($sock).+.conn.poll_write(cx, buf)
             }

@@ -158,7 +158,7 @@ fn max_timeouts_accepted_never_fire() {
     })
     .unwrap()
     .unwrap();
-    let got = accept.join().unwrap();
+    let got = join(accept);
     assert_eq!(got, vec![b"".to_vec(), b"still fine".to_vec()]);
     assert_eq!(reference.len(), 1);
     assert_eq!(events.names(), Vec::<&str>::new());
@@ -255,7 +255,7 @@ fn reading_after_eof() {
         s.write_all(b"bye").await.unwrap();
         s.close_stream().await.unwrap();
     });
-    peer.join().unwrap();
+    join(peer);
 }
 
 // ---------------------------------------------------------------- writing to a closed peer
@@ -406,7 +406,7 @@ fn socket_used_from_another_thread() {
     })
     .unwrap()
     .unwrap();
-    writer.join().unwrap();
+    join(writer);
     let echoed = echoed.lock().unwrap();
     assert_eq!(echoed.len(), N * SIZE);
     assert!(is_pattern_at(0, &echoed));

@@ -190,7 +190,7 @@ fn reset_mid_transfer_await() {
             s.read_to_end(&mut got).await
         })
         .unwrap_err();
-        peer.join().unwrap();
+        join(peer);
         assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
         assert!(matches!(Event::from(err), Event::Reset { .. }));
         assert!(
@@ -217,7 +217,7 @@ fn reset_mid_transfer_callback() {
         })
         .unwrap()
         .unwrap();
-        peer.join().unwrap();
+        join(peer);
         let ev = one_event(&events);
         assert!(matches!(ev, Event::Reset { .. }), "{ev:?}");
         let got = got.lock().unwrap();
@@ -258,7 +258,7 @@ fn peer_eof_with_data_in_flight_await() {
             assert_eq!(s.read(&mut [0u8; 16]).await.unwrap(), 0);
             s.close_stream().await.unwrap();
         });
-        peer.join().unwrap();
+        join(peer);
     })
 }
 
@@ -296,7 +296,7 @@ fn peer_eof_with_data_in_flight_callback() {
             })
             .unwrap()
             .unwrap();
-            peer.join().unwrap();
+            join(peer);
             let log = std::mem::take(&mut *log.lock().unwrap());
             let events: Vec<&Event> = log.iter().filter_map(|e| e.as_ref().err()).collect();
             assert_eq!(events.len(), 1, "stream {stream_mode}: {events:?}");
@@ -328,7 +328,7 @@ fn read_timeout_callback() {
         .unwrap()
         .unwrap();
         go.send(()).unwrap();
-        peer.join().unwrap();
+        join(peer);
         let ev = one_event(&events);
         assert!(
             matches!(ev, Event::Timeout { clock: Clock::Read, .. }),
@@ -387,7 +387,7 @@ fn write_stall_callback() {
         .unwrap()
         .unwrap();
         go.send(()).unwrap();
-        peer.join().unwrap();
+        join(peer);
         let ev = one_event(&events);
         assert!(
             matches!(
@@ -451,7 +451,7 @@ fn write_stall_await() {
             s.close_stream().await.unwrap();
             sent
         });
-        let got = peer.join().unwrap();
+        let got = join(peer);
         assert_eq!(got.len() as u64, sent, "exactly the accepted bytes arrive");
         assert!(is_pattern_at(0, &got));
     })
@@ -539,7 +539,7 @@ fn close_graceful_while_connecting_callback() {
             socket.close();
             assert_closed(socket.write(b"after close"));
             block_on(driver).unwrap();
-            let (got, err) = peer.join().unwrap();
+            let (got, err) = join(peer);
             assert_eq!(err, None);
             assert_eq!(got.len(), 100 + 64 * 1024, "poll_first {poll_first}");
             assert!(is_pattern_at(0, &got));
@@ -579,7 +579,7 @@ fn close_graceful_delivers_queued_await() {
             s.close_stream().await.unwrap();
             assert!(!s.is_open());
         });
-        let (got, err) = peer.join().unwrap();
+        let (got, err) = join(peer);
         assert_eq!(err, None, "a graceful close ends with FIN");
         assert_eq!(got.len(), 4 * MIB + 5);
         assert!(is_pattern_at(0, &got));
@@ -606,7 +606,7 @@ fn close_graceful_delivers_queued_callback() {
         })
         .unwrap()
         .unwrap();
-        let (got, err) = peer.join().unwrap();
+        let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a close is not an event");
         assert_eq!(err, None, "a graceful close ends with FIN");
         assert_eq!(got.len(), 4 * MIB + 1000);
@@ -626,7 +626,7 @@ fn close_force_drops_queued_await() {
             assert!(!s.is_open());
             assert_eq!(s.queued(), 0);
         });
-        let (got, err) = peer.join().unwrap();
+        let (got, err) = join(peer);
         assert_eq!(got.len(), 0, "nothing queued goes out after an abort");
         assert_eq!(err, Some(io::ErrorKind::ConnectionReset), "the peer sees a reset");
     })
@@ -652,7 +652,7 @@ fn close_force_drops_queued_callback() {
         })
         .unwrap()
         .unwrap();
-        let (got, err) = peer.join().unwrap();
+        let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a forced close is not an event");
         assert_eq!(got.len(), 0, "nothing queued goes out after close_force");
         assert_eq!(err, Some(io::ErrorKind::ConnectionReset), "the peer sees a reset");
@@ -722,7 +722,7 @@ fn write_after_close_callback() {
         })
         .unwrap()
         .unwrap();
-        assert_eq!(accept.join().unwrap(), b"before");
+        assert_eq!(join(accept), b"before");
         let socket = kept.lock().unwrap().take().unwrap();
         assert_closed(socket.write(b"after the driver ended"));
         assert!(socket.is_closed());

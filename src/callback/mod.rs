@@ -217,7 +217,9 @@ macro_rules! common_options {
 
         /// `stream`: read through a [`TcpStream`](crate::TcpStream): `read_cb` gets
         /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
-        /// is given.
+        /// is given. What `read_cb` leaves unread stays buffered for its next
+        /// call; once 1 MiB is left unread, reading pauses (TCP then pushes
+        /// back on the peer) until the application consumes some of it.
         pub fn stream(mut self, on: bool) -> Self {
             self.settings.stream = on;
             self
@@ -308,7 +310,8 @@ impl TcpSocket {
 
     /// Changes the read and write clocks of a live connection (cl-async's
     /// `set-socket-timeouts`); `None` turns a clock off. Zero is refused
-    /// with `InvalidInput`.
+    /// with `InvalidInput`. The clocks are kept by the callback face's
+    /// driver; on the await face, race an `async_io::Timer` instead.
     ///
     /// # Examples
     ///

@@ -54,6 +54,21 @@ pub fn run_loop<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> io
     }
 }
 
+/// Joins a helper thread (a std peer, say) with the watchdog: a peer that
+/// waits for a connection the library never makes fails the test instead
+/// of hanging it. A panic in the thread resumes here.
+pub fn join<T: Send + 'static>(handle: thread::JoinHandle<T>) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => panic::resume_unwind(p),
+        Err(_) => panic!("timed out: a helper thread did not finish within {WATCHDOG:?}"),
+    }
+}
+
 // ---------- file descriptors ----------
 
 /// How many descriptors this process has open (see [`fd_table`] for which
