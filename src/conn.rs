@@ -50,7 +50,7 @@ const FLUSH_BUDGET: usize = 16;
 /// reader on the same thread gets a turn; yielding keeps the bytes in
 /// flight few enough to stay in cache (bulk on one thread: twice the
 /// throughput; see `design/performance.md`).
-const WRITE_BUDGET: usize = 128 * 1024;
+const WRITE_BUDGET: usize = 256 * 1024;
 
 pub(crate) struct Conn {
     input: Mutex<InputSide>,
