@@ -474,6 +474,13 @@ impl Conn {
         self.output().drains
     }
 
+    /// `(bytes_written, drains)` under one lock: what the callback driver
+    /// checks after every turn.
+    pub(crate) fn write_progress(&self) -> (u64, u64) {
+        let out = self.output();
+        (out.total, out.drains)
+    }
+
     pub(crate) fn set_water_marks(&self, high: usize, low: usize) -> io::Result<()> {
         if high == 0 || low > high {
             return Err(io::Error::new(

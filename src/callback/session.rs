@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 
@@ -143,13 +143,11 @@ impl Session {
     /// Notes write progress (for the write clock) and calls `write_cb` once
     /// per drain. Returns whether `write_cb` ran.
     fn note_writes(&mut self) -> bool {
-        let conn = &self.socket.conn;
-        let written = conn.bytes_written();
+        let (written, drains) = self.socket.conn.write_progress();
         if written != self.written {
             self.written = written;
             self.last_write = Instant::now();
         }
-        let drains = conn.drains();
         if drains == self.drains {
             return false;
         }
@@ -165,12 +163,16 @@ impl Session {
     /// The timer is moved only when a deadline comes nearer; one that moved
     /// later (every read moves the read clock) is found when the timer
     /// fires early, so a busy connection costs no timer update per read.
-    fn poll_clocks(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_clocks(
+        &mut self,
+        cx: &mut Context<'_>,
+        ctl: (Option<Duration>, Option<Duration>, bool),
+    ) -> Poll<io::Result<()>> {
         let conn = &self.socket.conn;
-        let (read_t, write_t, paused) = {
-            let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
-            (ctl.read_timeout, ctl.write_timeout, ctl.paused)
-        };
+        let (read_t, write_t, paused) = ctl;
+        if read_t.is_none() && write_t.is_none() {
+            return Poll::Pending;
+        }
         loop {
             let now = Instant::now();
             if conn.queued() == 0 {
@@ -214,7 +216,11 @@ impl Session {
                 return Poll::Ready(Ok(()));
             }
             let mut busy = false;
-            let paused = conn.ctl.lock().unwrap_or_else(|e| e.into_inner()).paused;
+            let ctl = {
+                let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
+                (ctl.read_timeout, ctl.write_timeout, ctl.paused)
+            };
+            let paused = ctl.2;
             if self.paused && !paused {
                 self.last_read = Instant::now();
             }
@@ -267,7 +273,7 @@ impl Session {
             }
             busy |= self.note_writes();
             if !busy {
-                return self.poll_clocks(cx);
+                return self.poll_clocks(cx, ctl);
             }
         }
         // Busy for a whole budget: let other tasks run, then go on.
