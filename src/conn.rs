@@ -19,7 +19,7 @@ use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use async_io::{Async, ReadableOwned, WritableOwned};
 use bytes::Bytes;
@@ -348,7 +348,7 @@ impl Conn {
                     Poll::Ready(Ok(())) => inp.drained = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        store_waker(&mut inp.waker, cx);
+                        // Going idle: an empty buffer gives its memory back.
                         inp.buf.release_if_empty();
                         return Poll::Pending;
                     }
@@ -392,14 +392,8 @@ impl Conn {
             if let Some(io) = inp.io.clone() {
                 loop {
                     if inp.drained {
-                        match readable(&mut inp, &io, cx) {
-                            Poll::Ready(Ok(())) => inp.drained = false,
-                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                            Poll::Pending => {
-                                store_waker(&mut inp.waker, cx);
-                                return Poll::Pending;
-                            }
-                        }
+                        ready!(readable(&mut inp, &io, cx))?;
+                        inp.drained = false;
                     }
                     match read_slice(&io, out) {
                         Ok(n) => {
@@ -590,14 +584,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match cx.as_deref_mut() {
                     None => return Poll::Pending,
-                    Some(cx) => match writable(out, &io, cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => {
-                            store_waker(&mut out.waker, cx);
-                            return Poll::Pending;
-                        }
-                    },
+                    Some(cx) => ready!(writable(out, &io, cx))?,
                 },
                 Err(e) => {
                     out.error = Some(e.kind());
@@ -699,10 +686,7 @@ impl Conn {
             && !out.queue.is_empty()
             && buf.len() < DIRECT_WRITE
             && out.queue.len() + buf.len() < out.high
-            && !out.shut
-            && !out.shut_requested
-            && out.error.is_none()
-            && !self.is_closing()
+            && self.check_writable(&out).is_ok()
         {
             out.queue.push_slice(buf);
             self.out_len.store(out.queue.len(), Ordering::Release);
@@ -744,14 +728,7 @@ impl Conn {
                             out.run += n;
                             return Poll::Ready(Ok(n));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => match writable(&mut out, &io, cx) {
-                            Poll::Ready(Ok(())) => {}
-                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                            Poll::Pending => {
-                                store_waker(&mut out.waker, cx);
-                                return Poll::Pending;
-                            }
-                        },
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(writable(&mut out, &io, cx))?,
                         Err(e) => {
                             out.error = Some(e.kind());
                             return Poll::Ready(Err(e));
@@ -768,11 +745,9 @@ impl Conn {
         if out.queue.len() >= out.high {
             // Start sending now; a full kernel buffer is reported by the
             // next call, which then holds back.
-            if let Poll::Ready(Err(e)) = self.flush_locked(&mut out, Some(cx)) {
-                // The bytes were accepted; the error is sticky and the next
-                // call reports it.
-                let _ = e;
-            }
+            // The bytes were accepted either way: an error is sticky and
+            // the next call reports it.
+            let _ = self.flush_locked(&mut out, Some(cx));
         }
         Poll::Ready(Ok(n))
     }

@@ -491,24 +491,43 @@ fn eof_comes_after_every_byte_before_it() {
 
 #[test]
 fn pause_and_resume_reading() {
+    // The server sends to the paused client; then a second connection does
+    // a whole round trip through the reactor. The client's bytes were in
+    // its kernel buffer before that probe even connected, so a client that
+    // did not honour the pause would have read them by the time the probe's
+    // answer arrives. Only then is the client resumed.
     let reads_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let buffered_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
     let got = Arc::new(Mutex::new(Vec::new()));
-    let (rwp, g) = (reads_while_paused.clone(), got.clone());
+    let (rwp, bwp, g) = (reads_while_paused.clone(), buffered_while_paused.clone(), got.clone());
     run_loop(move || {
         let reads = Arc::new(AtomicUsize::new(0));
         let client: Arc<Mutex<Option<TcpSocket>>> = Arc::default();
+        let probe_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (r1, r2, c1) = (reads.clone(), reads.clone(), client.clone());
         let server = tcp_server("127.0.0.1", 0)
-            .read_cb(move |sock, _| {
-                // The client is paused now; send, and resume it once the
-                // bytes are with the kernel.
-                sock.write(b"while paused").unwrap();
+            .read_cb(move |sock, data| match &data.into_bytes()[..] {
+                b"go" => sock.write(b"while paused").unwrap(),
+                _ => sock.write(b"ack").unwrap(),
             })
-            .write_cb(move |_| {
-                let client = c1.lock().unwrap().clone().unwrap();
-                assert!(client.is_reading_paused());
-                rwp.store(r1.load(Ordering::SeqCst), Ordering::SeqCst);
-                client.resume_reading();
+            .write_cb(move |sock| {
+                // Once "while paused" is with the kernel: start the probe.
+                if probe_started.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let (c1, r1, rwp, bwp) = (c1.clone(), r1.clone(), rwp.clone(), bwp.clone());
+                tcp_connect("127.0.0.1", sock.local_addr().unwrap().port())
+                    .data("probe")
+                    .read_cb(move |probe, _| {
+                        let client = c1.lock().unwrap().clone().unwrap();
+                        assert!(client.is_reading_paused());
+                        rwp.store(r1.load(Ordering::SeqCst), Ordering::SeqCst);
+                        bwp.store(client.bytes_read() as usize, Ordering::SeqCst);
+                        client.resume_reading();
+                        probe.close();
+                    })
+                    .spawn()
+                    .unwrap();
             })
             .spawn()
             .unwrap();
@@ -530,7 +549,12 @@ fn pause_and_resume_reading() {
             .unwrap();
         *client.lock().unwrap() = Some(sock);
     });
-    assert_eq!(reads_while_paused.load(Ordering::SeqCst), 0);
+    assert_eq!(reads_while_paused.load(Ordering::SeqCst), 0, "no read_cb while paused");
+    assert_eq!(
+        buffered_while_paused.load(Ordering::SeqCst),
+        0,
+        "nothing read from the kernel while paused"
+    );
     assert_eq!(got.lock().unwrap().as_slice(), b"while paused");
 }
 
