@@ -464,10 +464,6 @@ impl Conn {
         self.output().total
     }
 
-    pub(crate) fn drains(&self) -> u64 {
-        self.output().drains
-    }
-
     /// `(bytes_written, drains)` under one lock: what the callback driver
     /// checks after every turn.
     pub(crate) fn write_progress(&self) -> (u64, u64) {

@@ -46,9 +46,10 @@ impl Session {
     /// Starts the session of a connection that is up, counting it open.
     pub(crate) fn new(socket: TcpSocket, cbs: Callbacks, settings: &Settings, dir: Dir) -> Session {
         let now = Instant::now();
+        let (written, drains) = socket.conn.write_progress();
         Session {
-            written: socket.bytes_written(),
-            drains: socket.conn.drains(),
+            written,
+            drains,
             stream: None,
             drain: settings.drain(),
             half_open: settings.half_open,
