@@ -59,6 +59,18 @@ struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Live allocations by size, in 16-byte classes (the last one holds
+/// everything from 4 KiB up): `--alloc-hist` prints where idle bytes go.
+static HIST: [AtomicIsize; 257] = [const { AtomicIsize::new(0) }; 257];
+
+fn hist_class(size: usize) -> usize {
+    (size / 16).min(256)
+}
+
+fn count(size: usize, sign: isize) {
+    LIVE.fetch_add(sign * size as isize, Relaxed);
+    HIST[hist_class(size)].fetch_add(sign, Relaxed);
+}
 
 // SAFETY: every call is forwarded to `System` unchanged; only a counter is
 // kept on the side.
@@ -67,7 +79,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() && COUNTING.load(Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            count(layout.size(), 1);
         }
         p
     }
@@ -75,7 +87,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() && COUNTING.load(Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            count(layout.size(), 1);
         }
         p
     }
@@ -83,14 +95,15 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.dealloc(ptr, layout) };
         if COUNTING.load(Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Relaxed);
+            count(layout.size(), -1);
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() && COUNTING.load(Relaxed) {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+            count(layout.size(), -1);
+            count(new_size, 1);
         }
         p
     }
@@ -100,8 +113,20 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn heap_live() -> isize {
+    if std::env::args().any(|a| a == "--alloc-hist") {
+        for (i, h) in HIST.iter().enumerate() {
+            let base = HIST_BASE[i].swap(h.load(Relaxed), Relaxed);
+            let live = h.load(Relaxed) - base;
+            if live.unsigned_abs() >= 100 {
+                eprintln!("alloc-hist {:>5}..{:<5} B: {live:+}", i * 16, (i + 1) * 16);
+            }
+        }
+    }
     LIVE.load(Relaxed)
 }
+
+/// The histogram when [`heap_live`] last looked (`--alloc-hist`).
+static HIST_BASE: [AtomicIsize; 257] = [const { AtomicIsize::new(0) }; 257];
 
 // ---------------------------------------------------------------------------
 // Configuration.

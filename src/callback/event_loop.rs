@@ -127,15 +127,7 @@ pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
     let reset = Reset;
     let out = f();
     let state = lp.state.clone();
-    let until_done = futures_lite::future::poll_fn(|cx| {
-        *state.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-        if state.exit.load(Ordering::Acquire) || state.active.load(Ordering::Acquire) == 0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    });
-    async_io::block_on(lp.ex.run(until_done));
+    async_io::block_on(run(&lp.ex, &state));
     drop(lp);
     drop(reset); // drops the executor and whatever still runs on it
     let failure = state.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -143,6 +135,53 @@ pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
         None => Ok(out),
         Some(Failure::Error(e)) => Err(e),
         Some(Failure::Panic(p)) => panic::resume_unwind(p),
+    }
+}
+
+/// Tasks the loop runs before it lets `block_on` poll the reactor.
+///
+/// `Executor::run` polls it only every 200 tasks; a busy session moves up to
+/// its own budget per task, so 200 of them keep this thread away from the
+/// reactor for milliseconds. async-io's helper thread then takes the
+/// reactor over, and every readiness event becomes a cross-thread wake-up
+/// (measured: bulk 1t at half the await face's speed, with 12× the context
+/// switches). A non-blocking poll every few tasks costs one `epoll_wait`.
+const TASKS_PER_TICK: usize = 8;
+
+/// The loop itself: run ready tasks, a few at a time, until no work is left
+/// or `exit_event_loop` was called.
+async fn run(ex: &Executor<'static>, state: &State) {
+    let done = || state.exit.load(Ordering::Acquire) || state.active.load(Ordering::Acquire) == 0;
+    let until_done = futures_lite::future::poll_fn(|cx| {
+        *state.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        if done() { Poll::Ready(()) } else { Poll::Pending }
+    });
+    let mut until_done = std::pin::pin!(until_done);
+    loop {
+        let mut ran = 0;
+        while ran < TASKS_PER_TICK && ex.try_tick() {
+            ran += 1;
+        }
+        if done() {
+            return;
+        }
+        if ran == TASKS_PER_TICK {
+            // Still busy: let block_on look at the reactor, then go on.
+            futures_lite::future::yield_now().await;
+        } else {
+            // Idle: sleep until a task is woken or the loop is done.
+            let tick = async {
+                ex.tick().await;
+                false
+            };
+            let finished = async {
+                until_done.as_mut().await;
+                true
+            };
+            if finished.or(tick).await {
+                return;
+            }
+        }
     }
 }
 

@@ -15,8 +15,6 @@ use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
 use crate::{Clock, Event, TcpSocket, TcpStream};
 
-/// Read or flush rounds one poll makes before it yields to other tasks.
-const BUDGET: usize = 16;
 /// In stream mode (or with no `read_cb`), reading stops while this much is
 /// buffered and unread, and resumes once the application consumes it.
 pub(crate) const INPUT_CAP: usize = 1024 * 1024;
@@ -212,72 +210,74 @@ impl Session {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let conn = self.socket.conn.clone();
         conn.register_driver(cx);
-        for _ in 0..BUDGET {
-            if conn.is_closed() {
-                return Poll::Ready(Ok(()));
-            }
-            let mut busy = false;
-            let ctl = {
-                let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
-                (ctl.read_timeout, ctl.write_timeout, ctl.paused)
-            };
-            let paused = ctl.2;
-            if self.paused && !paused {
-                self.last_read = Instant::now();
-            }
-            self.paused = paused;
-            if !self.eof && !paused {
-                match self.poll_read(cx) {
-                    Poll::Ready(Ok(true)) => busy = true,
-                    Poll::Ready(Ok(false)) => {
-                        // Every byte before it was delivered; now EOF, then
-                        // a graceful close (writes made in event_cb still go)
-                        // unless the connection may stay half open.
-                        self.eof = true;
-                        busy = true;
-                        if let Some(cb) = &self.cbs.event {
-                            let ev = Event::Eof {
-                                socket: Some(self.socket.clone()),
-                            };
-                            Session::call(&self.socket, || cb(ev));
-                        }
-                        if !self.half_open {
-                            conn.request_close();
-                        }
+        // One turn per poll: at most one read and one flush, then a busy
+        // session yields. Several turns per poll kept the event loop away
+        // from the reactor for milliseconds in bulk transfers, and handed
+        // the reactor to async-io's helper thread (see `event_loop::run`).
+        if conn.is_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut busy = false;
+        let ctl = {
+            let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
+            (ctl.read_timeout, ctl.write_timeout, ctl.paused)
+        };
+        let paused = ctl.2;
+        if self.paused && !paused {
+            self.last_read = Instant::now();
+        }
+        self.paused = paused;
+        if !self.eof && !paused {
+            match self.poll_read(cx) {
+                Poll::Ready(Ok(true)) => busy = true,
+                Poll::Ready(Ok(false)) => {
+                    // Every byte before it was delivered; now EOF, then
+                    // a graceful close (writes made in event_cb still go)
+                    // unless the connection may stay half open.
+                    self.eof = true;
+                    busy = true;
+                    if let Some(cb) = &self.cbs.event {
+                        let ev = Event::Eof {
+                            socket: Some(self.socket.clone()),
+                        };
+                        Session::call(&self.socket, || cb(ev));
                     }
-                    Poll::Ready(Err(e)) => return self.fail(e),
-                    Poll::Pending => {}
-                }
-            }
-            if conn.shutdown_pending() {
-                if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(cx) {
-                    return self.fail(e);
-                }
-            }
-            if self.eof && conn.is_write_shut() {
-                // Both directions are done.
-                conn.request_close();
-            }
-            if conn.is_closing() {
-                match conn.poll_close(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.note_writes();
-                        return Poll::Ready(Ok(()));
+                    if !self.half_open {
+                        conn.request_close();
                     }
-                    Poll::Ready(Err(e)) => return self.fail(e),
-                    Poll::Pending => {}
                 }
-            } else if conn.queued() != 0 {
-                if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
-                    return self.fail(e);
-                }
-            }
-            busy |= self.note_writes();
-            if !busy {
-                return self.poll_clocks(cx, ctl);
+                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Pending => {}
             }
         }
-        // Busy for a whole budget: let other tasks run, then go on.
+        if conn.shutdown_pending() {
+            if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(cx) {
+                return self.fail(e);
+            }
+        }
+        if self.eof && conn.is_write_shut() {
+            // Both directions are done.
+            conn.request_close();
+        }
+        if conn.is_closing() {
+            match conn.poll_close(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.note_writes();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Pending => {}
+            }
+        } else if conn.queued() != 0 {
+            if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+                return self.fail(e);
+            }
+        }
+        busy |= self.note_writes();
+        if !busy {
+            return self.poll_clocks(cx, ctl);
+        }
+        // Busy: let other tasks run, then take the next turn.
         cx.waker().wake_by_ref();
         Poll::Pending
     }
