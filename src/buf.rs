@@ -33,7 +33,8 @@ const MAX_HINT: usize = 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct InputBuf {
     buf: BytesMut,
-    next: usize,
+    /// Bounded by `MAX_READ`: 32 bits keep an idle connection small.
+    next: u32,
     short: u8,
 }
 
@@ -41,7 +42,7 @@ impl InputBuf {
     pub(crate) fn new() -> InputBuf {
         InputBuf {
             buf: BytesMut::new(),
-            next: MIN_READ,
+            next: MIN_READ as u32,
             short: 0,
         }
     }
@@ -60,26 +61,28 @@ impl InputBuf {
 
     /// Makes room for the next read and returns the buffer to read into.
     pub(crate) fn prepare(&mut self) -> &mut BytesMut {
-        if self.buf.capacity() - self.buf.len() < self.next {
-            self.buf.reserve(self.next);
+        let next = self.next as usize;
+        if self.buf.capacity() - self.buf.len() < next {
+            self.buf.reserve(next);
         }
         &mut self.buf
     }
 
     /// The size the next read asks for.
     pub(crate) fn next_read(&self) -> usize {
-        self.next
+        self.next as usize
     }
 
     /// Adapts the next read size to a read of `n` bytes.
     pub(crate) fn record(&mut self, n: usize) {
-        if n >= self.next {
-            self.next = (self.next * 2).min(MAX_READ);
+        let next = self.next as usize;
+        if n >= next {
+            self.next = (next * 2).min(MAX_READ) as u32;
             self.short = 0;
-        } else if n < self.next / 2 {
+        } else if n < next / 2 {
             self.short += 1;
             if self.short >= 2 {
-                self.next = (self.next / 2).max(MIN_READ);
+                self.next = (next / 2).max(MIN_READ) as u32;
                 self.short = 0;
             }
         } else {
@@ -138,9 +141,10 @@ pub(crate) struct OutputQueue {
     /// The most the tail held between two drains. A drained queue frees its
     /// memory (idle connections hold none) and the next first write
     /// reserves this much at once, so a steady writer does not pay for
-    /// growing the tail by doubling on every cycle.
-    hint: usize,
-    filled: usize,
+    /// growing the tail by doubling on every cycle. Both are at most
+    /// `MAX_HINT`: 32 bits keep an idle connection small.
+    hint: u32,
+    filled: u32,
 }
 
 impl OutputQueue {
@@ -159,10 +163,10 @@ impl OutputQueue {
             return;
         }
         if self.tail.capacity() == 0 {
-            self.tail.reserve(data.len().max(self.hint));
+            self.tail.reserve(data.len().max(self.hint as usize));
         }
         self.tail.extend_from_slice(data);
-        self.filled = self.filled.max(self.tail.len());
+        self.filled = self.filled.max(self.tail.len().min(MAX_HINT) as u32);
         self.len += data.len();
     }
 
@@ -223,7 +227,7 @@ impl OutputQueue {
     }
 
     fn release(&mut self) {
-        self.hint = self.filled.min(MAX_HINT);
+        self.hint = self.filled;
         self.filled = 0;
         self.tail = BytesMut::new();
         self.chunks = VecDeque::new();

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use async_io::{Async, ReadableOwned, WritableOwned};
 use bytes::Bytes;
@@ -68,12 +69,8 @@ pub(crate) struct Conn {
     /// Set while a callback of this connection runs: writes then need not
     /// wake the driver, which flushes when the callback returns.
     in_callback: AtomicBool,
-    /// The callback driver's waker: woken when another task queues output,
-    /// asks to close, or changes the connection's settings.
-    notify: Mutex<Option<Waker>>,
-    /// cl-async's `socket-data`.
-    data: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
-    /// Callback-face settings and state.
+    /// Callback-face settings, the driver's waker and the socket data: one
+    /// lock for what changes rarely, so an idle connection stays small.
     pub(crate) ctl: Mutex<crate::callback::Ctl>,
 }
 
@@ -95,8 +92,10 @@ struct InputSide {
 struct OutputSide {
     io: Option<Io>,
     queue: OutputQueue,
-    high: usize,
-    low: usize,
+    /// The water marks: at most `u32::MAX` (checked when set), so that an
+    /// idle connection stays small.
+    high: u32,
+    low: u32,
     /// Passed the high-water mark; writers wait until below the low one.
     held: bool,
     /// The write side is shut down (half-close done).
@@ -106,12 +105,14 @@ struct OutputSide {
     shut_requested: bool,
     /// Bytes handed to the kernel since `poll_write` last yielded (see
     /// [`WRITE_BUDGET`]).
-    run: usize,
+    run: u32,
     error: Option<io::ErrorKind>,
     waker: Option<Waker>,
     total: u64,
-    /// The wait for writability in progress (see [`poll_ready`]).
-    writable: Option<WritableOwned<TcpStream>>,
+    /// The wait for writability in progress (see [`poll_ready`]). Boxed,
+    /// unlike the read wait: a writer waits only when the kernel's buffer
+    /// is full, and an idle connection then carries 8 bytes, not 56.
+    writable: Option<Box<WritableOwned<TcpStream>>>,
     /// Drains completed since the connection opened (the callback face's
     /// `write_cb` fires once per drain).
     drains: u64,
@@ -147,8 +148,8 @@ impl Conn {
             output: Mutex::new(OutputSide {
                 io,
                 queue: OutputQueue::default(),
-                high: DEFAULT_HIGH_WATER,
-                low: DEFAULT_LOW_WATER,
+                high: DEFAULT_HIGH_WATER as u32,
+                low: DEFAULT_LOW_WATER as u32,
                 held: false,
                 shut: false,
                 shut_requested: false,
@@ -164,8 +165,6 @@ impl Conn {
             closed: AtomicBool::new(false),
             in_callback: AtomicBool::new(false),
             input_full: AtomicBool::new(false),
-            notify: Mutex::new(None),
-            data: Mutex::new(None),
             ctl: Mutex::new(Default::default()),
         }
     }
@@ -218,12 +217,23 @@ impl Conn {
 
     // ----- the callback driver's hooks -----
 
-    pub(crate) fn register_driver(&self, cx: &Context<'_>) {
-        store_waker(&mut self.notify.lock().unwrap_or_else(|e| e.into_inner()), cx);
+    pub(crate) fn ctl(&self) -> MutexGuard<'_, crate::callback::Ctl> {
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The driver's turn begins: records its waker (for [`Conn::wake_driver`])
+    /// and returns the settings, under one lock.
+    pub(crate) fn driver_turn(&self, cx: &Context<'_>) -> (Option<Duration>, Option<Duration>, bool) {
+        let mut ctl = self.ctl();
+        store_waker(&mut ctl.driver, cx);
+        let (read, write) = ctl.timeouts();
+        (read, write, ctl.paused)
+    }
+
+    /// Wakes the callback driver: another task queued output, asked to
+    /// close, or changed the connection's settings.
     pub(crate) fn wake_driver(&self) {
-        let w = self.notify.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let w = self.ctl().driver.clone();
         if let Some(w) = w {
             w.wake();
         }
@@ -252,11 +262,13 @@ impl Conn {
     // ----- socket data -----
 
     pub(crate) fn data(&self) -> Option<Arc<dyn Any + Send + Sync>> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.ctl().data.clone()
     }
 
     pub(crate) fn set_data(&self, data: Option<Arc<dyn Any + Send + Sync>>) {
-        let old = std::mem::replace(&mut *self.data.lock().unwrap_or_else(|e| e.into_inner()), data);
+        // The old value is dropped after the lock is released: its drop may
+        // reach this connection again (a proxy's pair refers to each other).
+        let old = std::mem::replace(&mut self.ctl().data, data);
         drop(old);
     }
 
@@ -472,12 +484,18 @@ impl Conn {
     }
 
     pub(crate) fn set_water_marks(&self, high: usize, low: usize) -> io::Result<()> {
-        if high == 0 || low > high {
-            return Err(io::Error::new(
+        let bad = |why: &str| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("water marks need 0 < high and low <= high (got high {high}, low {low})"),
-            ));
+                format!("{why} (got high {high}, low {low})"),
+            )
+        };
+        if high == 0 || low > high {
+            return Err(bad("water marks need 0 < high and low <= high"));
         }
+        let (Ok(high), Ok(low)) = (u32::try_from(high), u32::try_from(low)) else {
+            return Err(bad("water marks are at most 4 GiB"));
+        };
         let mut out = self.output();
         out.high = high;
         out.low = low;
@@ -486,7 +504,7 @@ impl Conn {
 
     pub(crate) fn water_marks(&self) -> (usize, usize) {
         let out = self.output();
-        (out.high, out.low)
+        (out.high as usize, out.low as usize)
     }
 
     fn check_writable(&self, out: &OutputSide) -> io::Result<()> {
@@ -571,7 +589,7 @@ impl Conn {
                 Ok(n) => {
                     out.queue.advance(n);
                     out.total += n as u64;
-                    out.run += n;
+                    out.run = out.run.saturating_add(n.try_into().unwrap_or(u32::MAX));
                     self.out_len.store(out.queue.len(), Ordering::Release);
                     if out.queue.is_empty() {
                         out.drains += 1;
@@ -681,7 +699,7 @@ impl Conn {
         if !out.held
             && !out.queue.is_empty()
             && buf.len() < DIRECT_WRITE
-            && out.queue.len() + buf.len() < out.high
+            && out.queue.len() + buf.len() < out.high as usize
             && self.check_writable(&out).is_ok()
         {
             out.queue.push_slice(buf);
@@ -699,16 +717,16 @@ impl Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_writable(&out)?;
-        if out.run >= WRITE_BUDGET {
+        if out.run as usize >= WRITE_BUDGET {
             out.run = 0;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        if out.held || out.queue.len() >= out.high {
+        if out.held || out.queue.len() >= out.high as usize {
             out.held = true;
             match self.flush_locked(&mut out, Some(cx)) {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                _ if out.queue.len() > out.low => return Poll::Pending,
+                _ if out.queue.len() > out.low as usize => return Poll::Pending,
                 _ => out.held = false,
             }
         }
@@ -721,7 +739,7 @@ impl Conn {
                     match sys::write_vectored(io.get_ref(), &[IoSlice::new(buf)]) {
                         Ok(n) => {
                             out.total += n as u64;
-                            out.run += n;
+                            out.run = out.run.saturating_add(n.try_into().unwrap_or(u32::MAX));
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(writable(&mut out, &io, cx))?,
@@ -733,12 +751,12 @@ impl Conn {
                 }
             }
         }
-        let room = out.high.saturating_sub(out.queue.len()).max(1);
+        let room = (out.high as usize).saturating_sub(out.queue.len()).max(1);
         let n = buf.len().min(room.max(DIRECT_WRITE));
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(&buf[..n]);
         self.queued_more(&out, was_empty);
-        if out.queue.len() >= out.high {
+        if out.queue.len() >= out.high as usize {
             // Start sending now; a full kernel buffer is reported by the
             // next call, which then holds back.
             // The bytes were accepted either way: an error is sticky and
@@ -862,7 +880,12 @@ fn readable(inp: &mut InputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Resu
 }
 
 fn writable(out: &mut OutputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(&mut out.writable, || io.clone().writable_owned(), &mut out.waker, cx)
+    poll_ready(
+        &mut out.writable,
+        || Box::new(io.clone().writable_owned()),
+        &mut out.waker,
+        cx,
+    )
 }
 
 /// Waits for readiness through a wait kept in `slot` across polls

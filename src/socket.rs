@@ -153,7 +153,8 @@ impl TcpSocket {
 
     /// Sets the output queue's water marks: `AsyncWrite::poll_write` holds
     /// back once `high` bytes are queued and resumes below `low`. Fails with
-    /// `InvalidInput` unless `0 < high` and `low <= high`. The defaults are
+    /// `InvalidInput` unless `0 < high`, `low <= high` and `high` is at most
+    /// 4 GiB (`u32::MAX`). The defaults are
     /// [`DEFAULT_HIGH_WATER`](crate::DEFAULT_HIGH_WATER) and
     /// [`DEFAULT_LOW_WATER`](crate::DEFAULT_LOW_WATER).
     pub fn set_water_marks(&self, high: usize, low: usize) -> io::Result<()> {

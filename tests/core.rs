@@ -1233,7 +1233,8 @@ fn water_marks_must_be_ordered() {
         let (client, _peer) = pair().await;
         let socket = client.socket();
         assert_eq!(socket.water_marks(), (DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER));
-        for (high, low) in [(0, 0), (10, 20)] {
+        let too_big = u32::MAX as usize + 1;
+        for (high, low) in [(0, 0), (10, 20), (too_big, 0)] {
             let err = socket.set_water_marks(high, low).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
@@ -1241,6 +1242,8 @@ fn water_marks_must_be_ordered() {
         socket.set_water_marks(1, 0).unwrap();
         socket.set_water_marks(100, 100).unwrap();
         assert_eq!(socket.water_marks(), (100, 100));
+        socket.set_water_marks(too_big - 1, 1).unwrap();
+        assert_eq!(socket.water_marks(), (too_big - 1, 1));
     });
 }
 

@@ -195,7 +195,7 @@ async fn run(
     .boxed();
     let mut clock = connect_timeout.map(Timer::after);
     let res = futures_lite::future::poll_fn(|cx| {
-        conn.register_driver(cx);
+        conn.driver_turn(cx);
         // A graceful close waits for the connection, so queued writes still
         // go out; only a forced close cancels it.
         if conn.is_closed() {
@@ -233,7 +233,7 @@ async fn run(
     if socket.conn.is_closed() {
         return Ok(());
     }
-    let mut session = Session::new(socket, cbs, &settings, Dir::Outgoing);
+    let mut session = Session::new(socket, Arc::new(cbs), &settings, Dir::Outgoing);
     session.connected();
-    session::run(session).await
+    session.await
 }

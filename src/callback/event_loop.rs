@@ -6,9 +6,10 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_executor::Executor;
 use futures_lite::FutureExt;
@@ -217,19 +218,44 @@ pub fn exit_event_loop() {
 /// .unwrap();
 /// ```
 pub fn spawn(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> io::Result<()> {
+    // An async block would do, but it stores a moved-in future twice; the
+    // named `Guarded` stores it once (the task of an idle connection is
+    // most of its memory). Only `Unpin` futures fit in it without `unsafe`.
+    spawn_unpin(Box::pin(fut))
+}
+
+/// [`spawn`] for a future that is `Unpin` (a session): no box.
+pub(crate) fn spawn_unpin(fut: impl Future<Output = io::Result<()>> + Send + Unpin + 'static) -> io::Result<()> {
     let lp = require_loop()?;
     let state = lp.state.clone();
     state.active.fetch_add(1, Ordering::AcqRel);
-    lp.ex
-        .spawn(async move {
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => state.fail(Failure::Error(e)),
-                Err(p) => state.fail(Failure::Panic(p)),
-            }
-            state.active.fetch_sub(1, Ordering::AcqRel);
-            state.wake();
-        })
-        .detach();
+    lp.ex.spawn(Guarded { fut, state }).detach();
     Ok(())
+}
+
+/// A task of the loop: its error or panic ends the loop, and its end is
+/// counted, so the loop knows when no work is left.
+struct Guarded<F> {
+    fut: F,
+    state: Arc<State>,
+}
+
+impl<F: Future<Output = io::Result<()>> + Unpin> Future for Guarded<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let failure = match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => None,
+            Ok(Poll::Ready(Err(e))) => Some(Failure::Error(e)),
+            Err(p) => Some(Failure::Panic(p)),
+        };
+        if let Some(f) = failure {
+            this.state.fail(f);
+        }
+        this.state.active.fetch_sub(1, Ordering::AcqRel);
+        this.state.wake();
+        Poll::Ready(())
+    }
 }

@@ -131,11 +131,27 @@ pub(crate) fn check_timeout(name: &str, t: Option<Duration>) -> Result<Option<Du
 
 /// Callback-face state kept on each connection: what the socket's setters
 /// change while it runs.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Ctl {
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
+    /// `(read, write)`; boxed, and only when one is set, so that the many
+    /// connections without timeouts carry 8 bytes for them, not 32.
+    timeouts: Option<Box<(Option<Duration>, Option<Duration>)>>,
     pub(crate) paused: bool,
+    /// The callback driver's waker.
+    pub(crate) driver: Option<std::task::Waker>,
+    /// cl-async's `socket-data`.
+    pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Ctl {
+    /// The `(read, write)` timeouts.
+    pub(crate) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        self.timeouts.as_deref().copied().unwrap_or_default()
+    }
+
+    pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
+        self.timeouts = (read.is_some() || write.is_some()).then(|| Box::new((read, write)));
+    }
 }
 
 /// A callback-style connection or server, as a future.
@@ -305,7 +321,7 @@ impl TcpSocket {
 
     /// Whether reading is paused.
     pub fn is_reading_paused(&self) -> bool {
-        self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner()).paused
+        self.conn.ctl().paused
     }
 
     /// Changes the read and write clocks of a live connection (cl-async's
@@ -330,21 +346,17 @@ impl TcpSocket {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
         let read = check_timeout("read_timeout", read).map_err(invalid)?;
         let write = check_timeout("write_timeout", write).map_err(invalid)?;
-        self.set_ctl(|ctl| {
-            ctl.read_timeout = read;
-            ctl.write_timeout = write;
-        });
+        self.set_ctl(|ctl| ctl.set_timeouts(read, write));
         Ok(())
     }
 
     /// The `(read, write)` timeouts.
     pub fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
-        let ctl = self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
-        (ctl.read_timeout, ctl.write_timeout)
+        self.conn.ctl().timeouts()
     }
 
     fn set_ctl(&self, f: impl FnOnce(&mut Ctl)) {
-        f(&mut self.conn.ctl.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut self.conn.ctl());
         self.conn.wake_driver();
     }
 }

@@ -100,6 +100,18 @@ impl TcpServerBuilder {
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
     pub fn start(self, spawner: impl Fn(Driver) + Send + Sync + 'static) -> io::Result<TcpServerHandle> {
+        self.start_on(Spawner::Driver(Arc::new(spawner)))
+    }
+
+    /// Starts the server on the current event loop. Fails outside
+    /// [`with_event_loop`](crate::with_event_loop), and when binding fails.
+    pub fn spawn(self) -> io::Result<TcpServerHandle> {
+        // Fail before binding if there is no loop to run on.
+        super::event_loop::require_loop()?;
+        self.start_on(Spawner::Loop)
+    }
+
+    fn start_on(self, spawner: Spawner) -> io::Result<TcpServerHandle> {
         self.settings.check()?;
         let ip = match self.bind.as_deref() {
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -117,9 +129,8 @@ impl TcpServerBuilder {
             waker: Mutex::new(None),
         });
         let handle = TcpServerHandle { shared: shared.clone() };
-        let settings = Arc::new(self.settings);
-        let cbs = self.cbs;
-        let spawner = Arc::new(spawner);
+        let settings = self.settings;
+        let cbs = Arc::new(self.cbs);
         let spawn_conn = spawner.clone();
         let mut backoff: Option<Timer> = None;
         let accept_loop = futures_lite::future::poll_fn(move |cx| {
@@ -140,11 +151,7 @@ impl TcpServerBuilder {
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
-                        spawn_conn(Driver::new(session::run_incoming(
-                            socket,
-                            cbs.clone(),
-                            settings.clone(),
-                        )));
+                        spawn_conn.spawn(session::incoming(socket, cbs.clone(), &settings));
                     }
                     Poll::Ready(Err(e)) => {
                         if out_of_resources(&e) {
@@ -160,18 +167,31 @@ impl TcpServerBuilder {
             }
         });
         // The accept loop is itself a driver: it runs on the same executor.
-        spawner(Driver::new(accept_loop));
+        spawner.spawn(accept_loop);
         Ok(handle)
     }
+}
 
-    /// Starts the server on the current event loop. Fails outside
-    /// [`with_event_loop`](crate::with_event_loop), and when binding fails.
-    pub fn spawn(self) -> io::Result<TcpServerHandle> {
-        // Fail before binding if there is no loop to run on.
-        super::event_loop::require_loop()?;
-        self.start(|driver| {
-            let _ = super::spawn(driver);
-        })
+/// Where a server's accept loop and connections run.
+#[derive(Clone)]
+enum Spawner {
+    /// The current event loop, each future as it is: an idle connection's
+    /// task is then its session and no more (no `Driver` box).
+    Loop,
+    /// The application's spawner, given [`Driver`]s.
+    Driver(Arc<dyn Fn(Driver) + Send + Sync>),
+}
+
+impl Spawner {
+    fn spawn(&self, fut: impl std::future::Future<Output = io::Result<()>> + Send + Unpin + 'static) {
+        match self {
+            // The accept loop runs on the loop's thread, so the loop is
+            // there to take it; `spawn` fails only outside one.
+            Spawner::Loop => {
+                let _ = super::event_loop::spawn_unpin(fut);
+            }
+            Spawner::Driver(f) => f(Driver::new(fut)),
+        }
     }
 }
 

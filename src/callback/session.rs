@@ -19,11 +19,18 @@ use crate::{Clock, Event, TcpSocket, TcpStream};
 /// buffered and unread, and resumes once the application consumes it.
 pub(crate) const INPUT_CAP: usize = 1024 * 1024;
 
+/// An idle connection's whole driver is this struct (spawned unboxed on the
+/// event loop), so what is rarely used is boxed on first use: the stream of
+/// stream mode, the timer of the clocks.
 pub(crate) struct Session {
     socket: TcpSocket,
     /// The stream `read_cb` gets in stream mode.
-    stream: Option<TcpStream>,
-    cbs: Callbacks,
+    stream: Option<Box<TcpStream>>,
+    /// Shared by every connection of a server.
+    cbs: Arc<Callbacks>,
+    /// `connect_cb` is still to be called (an accepted connection calls it
+    /// in its first poll, on its own task).
+    greet: bool,
     drain: bool,
     /// `allow_half_open`: end of file from the peer does not close.
     half_open: bool,
@@ -31,7 +38,8 @@ pub(crate) struct Session {
     /// Reading was paused at the last turn: on resume the read clock starts
     /// afresh, since no byte could arrive while paused.
     paused: bool,
-    timer: Timer,
+    /// Made when a clock first needs it.
+    timer: Option<Box<Timer>>,
     armed: Option<Instant>,
     last_read: Instant,
     last_write: Instant,
@@ -42,18 +50,19 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts the session of a connection that is up, counting it open.
-    pub(crate) fn new(socket: TcpSocket, cbs: Callbacks, settings: &Settings, dir: Dir) -> Session {
+    pub(crate) fn new(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settings, dir: Dir) -> Session {
         let now = Instant::now();
         let (written, drains) = socket.conn.write_progress();
         Session {
             written,
             drains,
             stream: None,
+            greet: false,
             drain: settings.drain(),
             half_open: settings.half_open,
             eof: false,
             paused: false,
-            timer: Timer::never(),
+            timer: None,
             armed: None,
             last_read: now,
             last_write: now,
@@ -133,7 +142,9 @@ impl Session {
         self.last_read = Instant::now();
         if let Some(cb) = &self.cbs.read {
             let socket = &self.socket;
-            let stream = self.stream.get_or_insert_with(|| TcpStream::new(socket.clone()));
+            let stream = self
+                .stream
+                .get_or_insert_with(|| Box::new(TcpStream::new(socket.clone())));
             Session::call(socket, || cb(socket, ReadData::Stream(stream)));
         }
         Poll::Ready(Ok(true))
@@ -196,20 +207,25 @@ impl Session {
             let Some(next) = [read_at, write_at].into_iter().flatten().min() else {
                 return Poll::Pending;
             };
+            let timer = self.timer.get_or_insert_with(|| Box::new(Timer::never()));
             if self.armed.is_none_or(|armed| next < armed) {
-                self.timer.set_at(next);
+                timer.set_at(next);
                 self.armed = Some(next);
             }
-            match Pin::new(&mut self.timer).poll(cx) {
+            match Pin::new(&mut **timer).poll(cx) {
                 Poll::Ready(_) => self.armed = None,
                 Poll::Pending => return Poll::Pending,
             }
         }
     }
 
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn turn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let conn = self.socket.conn.clone();
-        conn.register_driver(cx);
+        let ctl = conn.driver_turn(cx);
+        if self.greet {
+            self.greet = false;
+            self.connected();
+        }
         // One turn per poll: at most one read and one flush, then a busy
         // session yields. Several turns per poll kept the event loop away
         // from the reactor for milliseconds in bulk transfers, and handed
@@ -218,10 +234,6 @@ impl Session {
             return Poll::Ready(Ok(()));
         }
         let mut busy = false;
-        let ctl = {
-            let ctl = conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
-            (ctl.read_timeout, ctl.write_timeout, ctl.paused)
-        };
         let paused = ctl.2;
         if self.paused && !paused {
             self.last_read = Instant::now();
@@ -283,23 +295,30 @@ impl Session {
     }
 }
 
-/// Runs a session to its end.
-pub(crate) async fn run(mut session: Session) -> io::Result<()> {
-    futures_lite::future::poll_fn(|cx| session.poll(cx)).await
+/// The session runs to its end: `Ok` after a close or an event
+/// `event_cb` took, the error otherwise.
+impl Future for Session {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().turn(cx)
+    }
 }
 
-/// A socket that was accepted: count it, call `connect_cb`, run it.
-pub(crate) async fn run_incoming(socket: TcpSocket, cbs: Callbacks, settings: Arc<Settings>) -> io::Result<()> {
-    init_ctl(&socket, &settings);
-    let mut session = Session::new(socket, cbs, &settings, Dir::Incoming);
-    session.connected();
-    run(session).await
+/// The session of a socket that was accepted, counted open now; its first
+/// poll calls `connect_cb`.
+pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settings) -> Session {
+    init_ctl(&socket, settings);
+    let mut session = Session::new(socket, cbs, settings, Dir::Incoming);
+    session.greet = true;
+    session
 }
 
 /// Copies the timeout options onto the socket, where `set_timeouts` can
 /// change them later.
 pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
-    let mut ctl = socket.conn.ctl.lock().unwrap_or_else(|e| e.into_inner());
-    ctl.read_timeout = settings.read_timeout;
-    ctl.write_timeout = settings.write_timeout;
+    socket
+        .conn
+        .ctl()
+        .set_timeouts(settings.read_timeout, settings.write_timeout);
 }
