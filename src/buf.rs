@@ -166,7 +166,6 @@ impl OutputQueue {
             self.tail.reserve(data.len().max(self.hint as usize));
         }
         self.tail.extend_from_slice(data);
-        self.filled = self.filled.max(self.tail.len().min(MAX_HINT) as u32);
         self.len += data.len();
     }
 
@@ -196,6 +195,9 @@ impl OutputQueue {
     /// Drops the first `n` bytes, which the kernel has taken.
     pub(crate) fn advance(&mut self, mut n: usize) {
         debug_assert!(n <= self.len);
+        // The tail is at its fullest when the kernel takes from it (noted
+        // here, not on every small write).
+        self.filled = self.filled.max(self.tail.len().min(MAX_HINT) as u32);
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {

@@ -16,6 +16,7 @@ use bytes::{Buf, Bytes};
 use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 use crate::addr::{self, ToAddrs};
+use crate::conn::Conn;
 use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, TcpSocket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
@@ -454,8 +455,8 @@ macro_rules! impl_output {
     ($ty:ident, $($sock:ident).+) => {
         impl AsyncWrite for $ty {
             #[inline]
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.$($sock).+.conn.poll_write(cx, buf)
+            fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                Conn::poll_write_owned(&mut self.$($sock).+.conn, cx, buf)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.$($sock).+.conn.poll_flush(cx)
