@@ -318,7 +318,7 @@ impl Conn {
         let Some(io) = inp.io.clone() else {
             return Ok(n);
         };
-        match read_slice(&io, &mut out[n..]) {
+        match sys::read_slice(io.get_ref(), &mut out[n..]) {
             Ok(0) => inp.eof = true,
             Ok(k) => {
                 inp.total += k as u64;
@@ -407,7 +407,7 @@ impl Conn {
                         ready!(readable(&mut inp, &io, cx))?;
                         inp.drained = false;
                     }
-                    match read_slice(&io, out) {
+                    match sys::read_slice(io.get_ref(), out) {
                         Ok(n) => {
                             inp.eof = n == 0;
                             inp.total += n as u64;
@@ -957,29 +957,13 @@ where
     res
 }
 
-/// Reads into `out` straight from the kernel.
-fn read_slice(io: &Io, out: &mut [u8]) -> io::Result<usize> {
-    #[cfg(unix)]
-    loop {
-        match rustix::io::read(io.get_ref(), &mut *out) {
-            Err(rustix::io::Errno::INTR) => continue,
-            res => return res.map_err(Into::into),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        use std::io::Read;
-        (&mut io.get_ref()).read(out)
-    }
-}
-
 /// Reads and discards what the kernel holds, bounded, so that closing the
 /// descriptor sends FIN rather than the RST Linux sends when unread data is
 /// left.
 fn drain_kernel(io: &Io) {
     let mut scratch = [0u8; 4096];
     for _ in 0..64 {
-        match read_slice(io, &mut scratch) {
+        match sys::read_slice(io.get_ref(), &mut scratch) {
             Ok(n) if n > 0 => {}
             _ => break,
         }
