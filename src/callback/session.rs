@@ -15,6 +15,10 @@ use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
 use crate::{Clock, Event, TcpSocket, TcpStream};
 
+/// Turns one poll may take while each finds work. Two let a request and
+/// its reply cost one poll (the second turn finds the socket drained and
+/// waits); many kept the event loop from the reactor in bulk transfers.
+const TURNS: usize = 2;
 /// In stream mode (or with no `read_cb`), reading stops while this much is
 /// buffered and unread, and resumes once the application consumes it.
 pub(crate) const INPUT_CAP: usize = 1024 * 1024;
@@ -41,6 +45,9 @@ pub(crate) struct Session {
     /// Made when a clock first needs it.
     timer: Option<Box<Timer>>,
     armed: Option<Instant>,
+    /// A read or write timeout is set: only then are the times of the
+    /// last read and write kept (reading the clock is not free).
+    clocks: bool,
     last_read: Instant,
     last_write: Instant,
     written: u64,
@@ -64,6 +71,7 @@ impl Session {
             paused: false,
             timer: None,
             armed: None,
+            clocks: false,
             last_read: now,
             last_write: now,
             _counted: Counted::new(dir),
@@ -124,7 +132,9 @@ impl Session {
             let Some(bytes) = ready!(conn.poll_take(cx))? else {
                 return Poll::Ready(Ok(false));
             };
-            self.last_read = Instant::now();
+            if self.clocks {
+                self.last_read = Instant::now();
+            }
             Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
             return Poll::Ready(Ok(true));
         }
@@ -139,7 +149,9 @@ impl Session {
         if ready!(conn.poll_fill(cx))? == 0 {
             return Poll::Ready(Ok(false));
         }
-        self.last_read = Instant::now();
+        if self.clocks {
+            self.last_read = Instant::now();
+        }
         if let Some(cb) = &self.cbs.read {
             let socket = &self.socket;
             let stream = self
@@ -156,7 +168,9 @@ impl Session {
         let (written, drains) = self.socket.conn.write_progress();
         if written != self.written {
             self.written = written;
-            self.last_write = Instant::now();
+            if self.clocks {
+                self.last_write = Instant::now();
+            }
         }
         if drains == self.drains {
             return false;
@@ -219,25 +233,32 @@ impl Session {
         }
     }
 
-    fn turn(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// One turn: at most one read and one flush. `None` if it did some
+    /// work (another turn may find more), else what the poll returns.
+    fn turn(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
         let conn = self.socket.conn.clone();
         let ctl = conn.driver_turn(cx);
         if self.greet {
             self.greet = false;
             self.connected();
         }
-        // One turn per poll: at most one read and one flush, then a busy
-        // session yields. Several turns per poll kept the event loop away
-        // from the reactor for milliseconds in bulk transfers, and handed
-        // the reactor to async-io's helper thread (see `event_loop::run`).
         if conn.is_closed() {
-            return Poll::Ready(Ok(()));
+            return Some(Poll::Ready(Ok(())));
         }
         let mut busy = false;
         let paused = ctl.2;
-        if self.paused && !paused {
+        let clocks = ctl.0.is_some() || ctl.1.is_some();
+        if clocks && !self.clocks {
+            // A clock starts when it is set.
+            let now = Instant::now();
+            self.last_read = now;
+            self.last_write = now;
+        } else if self.paused && !paused {
+            // The read clock starts afresh when reading resumes: no byte
+            // could arrive while paused.
             self.last_read = Instant::now();
         }
+        self.clocks = clocks;
         self.paused = paused;
         if !self.eof && !paused {
             match self.poll_read(cx) {
@@ -258,13 +279,13 @@ impl Session {
                         conn.request_close();
                     }
                 }
-                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Ready(Err(e)) => return Some(self.fail(e)),
                 Poll::Pending => {}
             }
         }
         if conn.shutdown_pending() {
             if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(cx) {
-                return self.fail(e);
+                return Some(self.fail(e));
             }
         }
         if self.eof && conn.is_write_shut() {
@@ -275,21 +296,30 @@ impl Session {
             match conn.poll_close(cx) {
                 Poll::Ready(Ok(())) => {
                     self.note_writes();
-                    return Poll::Ready(Ok(()));
+                    return Some(Poll::Ready(Ok(())));
                 }
-                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Ready(Err(e)) => return Some(self.fail(e)),
                 Poll::Pending => {}
             }
         } else if conn.queued() != 0 {
             if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
-                return self.fail(e);
+                return Some(self.fail(e));
             }
         }
         busy |= self.note_writes();
         if !busy {
-            return self.poll_clocks(cx, ctl);
+            return Some(self.poll_clocks(cx, ctl));
         }
-        // Busy: let other tasks run, then take the next turn.
+        None
+    }
+
+    fn poll_turns(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        for _ in 0..TURNS {
+            if let Some(res) = self.turn(cx) {
+                return res;
+            }
+        }
+        // Busy: let other tasks run, then go on.
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -301,7 +331,7 @@ impl Future for Session {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().turn(cx)
+        self.get_mut().poll_turns(cx)
     }
 }
 
