@@ -398,6 +398,50 @@ fn write_sequence_after_close_fails_with_closed() {
     });
 }
 
+/// A stream that is its connection's only handle appends small writes
+/// without the output lock; order and the closed state must hold all the
+/// same, with a socket clone coming and going in between.
+#[test]
+fn small_writes_keep_order_across_handles_and_fail_while_closing() {
+    run(async {
+        let (mut client, mut peer) = pair().await;
+        client.write_all(b"a").await.unwrap();
+        client.write_all(b"b").await.unwrap(); // joins the queue, the stream alone
+        let clone = client.socket().clone();
+        clone.write(b"c").unwrap();
+        client.write_all(b"d").await.unwrap(); // a clone exists: the locked path
+        drop(clone);
+        client.write_all(b"e").await.unwrap(); // alone again
+        client.flush().await.unwrap();
+        let mut got = [0u8; 5];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abcde");
+
+        // More than the kernel takes, so a close stays in progress with
+        // output queued (below a raised high-water mark, where small writes
+        // would join it); a small write must then fail.
+        client.socket().set_water_marks(32 << 20, 16 << 20).unwrap();
+        let big = pattern(0, 8 << 20);
+        client.write_sequence(&big).unwrap();
+        assert!(
+            poll_once(client.close_stream()).await.is_none(),
+            "the close waits for the peer"
+        );
+        assert!(client.queued() > 0);
+        assert_closed(client.write_all(b"late").await, "write_all while closing");
+        let (closed, rest) = zip(client.close_stream(), async {
+            let mut rest = Vec::new();
+            peer.read_to_end(&mut rest).await.map(|_| rest)
+        })
+        .await;
+        closed.unwrap();
+        assert!(
+            rest.unwrap() == big,
+            "the peer gets the queued bytes, then end of file, and nothing late"
+        );
+    });
+}
+
 #[test]
 fn write_sequence_after_abort_or_half_close_fails_with_closed() {
     run(async {
