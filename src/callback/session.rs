@@ -15,10 +15,14 @@ use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
 use crate::{Clock, Event, TcpSocket, TcpStream};
 
-/// Turns one poll may take while each finds work. Two let a request and
-/// its reply cost one poll (the second turn finds the socket drained and
-/// waits); many kept the event loop from the reactor in bulk transfers.
+/// Turns one poll may take while each finds work, and moves fewer than
+/// [`TURN_BYTES`]. Two let a request and its reply cost one poll (the
+/// second turn finds the socket drained and waits: echo-many 2t 49 → 60
+/// thousand messages/s); a second turn after a bulk one only keeps more
+/// bytes in flight, out of cache (bulk 1t 2.6 → 2.3 GiB/s), and many kept
+/// the event loop from the reactor.
 const TURNS: usize = 2;
+const TURN_BYTES: usize = 16 * 1024;
 /// In stream mode (or with no `read_cb`), reading stops while this much is
 /// buffered and unread, and resumes once the application consumes it.
 pub(crate) const INPUT_CAP: usize = 1024 * 1024;
@@ -52,6 +56,8 @@ pub(crate) struct Session {
     last_write: Instant,
     written: u64,
     drains: u64,
+    /// Bytes read and written in the current poll (see [`TURNS`]).
+    moved: usize,
     _counted: Counted,
 }
 
@@ -63,6 +69,7 @@ impl Session {
         Session {
             written,
             drains,
+            moved: 0,
             stream: None,
             greet: false,
             drain: settings.drain(),
@@ -132,6 +139,7 @@ impl Session {
             let Some(bytes) = ready!(conn.poll_take(cx))? else {
                 return Poll::Ready(Ok(false));
             };
+            self.moved += bytes.len();
             if self.clocks {
                 self.last_read = Instant::now();
             }
@@ -146,9 +154,11 @@ impl Session {
                 return Poll::Pending;
             }
         }
-        if ready!(conn.poll_fill(cx))? == 0 {
+        let n = ready!(conn.poll_fill(cx))?;
+        if n == 0 {
             return Poll::Ready(Ok(false));
         }
+        self.moved += n;
         if self.clocks {
             self.last_read = Instant::now();
         }
@@ -167,6 +177,7 @@ impl Session {
     fn note_writes(&mut self) -> bool {
         let (written, drains) = self.socket.conn.write_progress();
         if written != self.written {
+            self.moved += written.wrapping_sub(self.written) as usize;
             self.written = written;
             if self.clocks {
                 self.last_write = Instant::now();
@@ -314,9 +325,13 @@ impl Session {
     }
 
     fn poll_turns(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.moved = 0;
         for _ in 0..TURNS {
             if let Some(res) = self.turn(cx) {
                 return res;
+            }
+            if self.moved >= TURN_BYTES {
+                break;
             }
         }
         // Busy: let other tasks run, then go on.
