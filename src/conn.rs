@@ -518,8 +518,16 @@ impl Conn {
     }
 
     fn queued_more(&self, out: &OutputSide, was_empty: bool) {
+        if !was_empty {
+            // The write that made the queue non-empty already told the
+            // driver (woke it, or it sees the queue when its callback
+            // returns); more bytes change nothing it must know. This skips
+            // the `xchg` of a SeqCst store on all but the first write.
+            self.out_len.store(out.queue.len(), Ordering::Release);
+            return;
+        }
         self.out_len.store(out.queue.len(), Ordering::SeqCst);
-        if was_empty && !self.in_callback.load(Ordering::SeqCst) {
+        if !self.in_callback.load(Ordering::SeqCst) {
             self.wake_driver();
         }
     }
