@@ -38,7 +38,7 @@
 //! Loops are bounded in count and time: pingpong and echo-many stop at their
 //! count or their time cap and are rated over what they did; every child has
 //! a watchdog. Diagnostics on one child: `--child W M I [--quick] [--cap
-//! SECONDS] [--echo-conns N]`. The method and the latest numbers are in
+//! SECONDS] [--echo-conns N] [--alloc-hist]`. The method and the latest numbers are in
 //! `design/performance.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
