@@ -581,6 +581,56 @@ fn read_timeout_fires_once_on_silence() {
     assert_eq!(events(&log), ["tcp-timeout"]);
 }
 
+/// A connection that always has work must not keep the loop from its
+/// reactor and timers: an idle connection's read clock fires while a bulk
+/// transfer on the same loop runs flat out, and the transfer was moving
+/// bytes all the while.
+#[test]
+fn a_busy_connection_does_not_starve_the_loop() {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let at_timeout = Arc::new(AtomicUsize::new(usize::MAX));
+    let (s2, t2, t3) = (sent.clone(), at_timeout.clone(), at_timeout.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0).read_cb(|_, _| {}).spawn().unwrap();
+        let port = server.local_addr().port();
+        let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+        let s3 = s2.clone();
+        // Writes for as long as the idle connection's clock has not fired.
+        let pump = move |sock: &TcpSocket| {
+            if t2.load(Ordering::SeqCst) != usize::MAX {
+                sock.close();
+                return;
+            }
+            sock.write_bytes(chunk.clone()).unwrap();
+            s3.fetch_add(chunk.len(), Ordering::SeqCst);
+        };
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(pump.clone())
+            .write_cb(pump)
+            .spawn()
+            .unwrap();
+        let s4 = s2.clone();
+        tcp_connect("127.0.0.1", port)
+            .read_timeout(Duration::from_millis(50))
+            .event_cb(move |ev| {
+                assert!(
+                    matches!(ev, Event::Timeout { clock: Clock::Read, .. }),
+                    "unexpected {ev:?}"
+                );
+                t3.store(s4.load(Ordering::SeqCst), Ordering::SeqCst);
+                server.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    let before = at_timeout.load(Ordering::SeqCst);
+    assert_ne!(before, usize::MAX, "the read clock fired");
+    assert!(
+        before >= 4 << 16,
+        "the bulk connection was busy when it fired ({before} bytes sent)"
+    );
+}
+
 #[test]
 fn read_timeout_does_not_fire_while_bytes_flow() {
     // 30 bytes 40 ms apart (1.2 s in all) against a 400 ms read clock: it
