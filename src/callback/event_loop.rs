@@ -154,7 +154,8 @@ pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
 /// best on both.
 const REACT_EVERY: Duration = Duration::from_micros(150);
 
-/// The loop itself: run ready tasks, a few at a time, until no work is left
+/// The loop itself: run ready tasks, yielding to `block_on` after every
+/// [`REACT_EVERY`] of them, until no work is left
 /// or `exit_event_loop` was called.
 async fn run(ex: &Executor<'static>, state: &State) {
     let done = || state.exit.load(Ordering::Acquire) || state.active.load(Ordering::Acquire) == 0;

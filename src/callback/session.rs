@@ -22,6 +22,7 @@ use crate::{Clock, Event, TcpSocket, TcpStream};
 /// bytes in flight, out of cache (bulk 1t 2.6 → 2.3 GiB/s), and many kept
 /// the event loop from the reactor.
 const TURNS: usize = 2;
+/// See [`TURNS`].
 const TURN_BYTES: usize = 16 * 1024;
 /// In stream mode (or with no `read_cb`), reading stops while this much is
 /// buffered and unread, and resumes once the application consumes it.
