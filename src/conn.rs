@@ -118,6 +118,25 @@ struct OutputSide {
     drains: u64,
 }
 
+impl OutputSide {
+    /// The small-write fast path applies: a write of `len` bytes joins a
+    /// queue that already holds output (so a flush is coming), stays below
+    /// the high-water mark, and nothing refuses it (`closing` is the
+    /// connection's closing-or-closed state; the rest is
+    /// [`Conn::check_writable`]'s, as plain reads).
+    #[inline]
+    fn joins_queue(&self, len: usize, closing: bool) -> bool {
+        !self.held
+            && !self.queue.is_empty()
+            && len < DIRECT_WRITE
+            && self.queue.len() + len < self.high as usize
+            && !closing
+            && !self.shut
+            && !self.shut_requested
+            && self.error.is_none()
+    }
+}
+
 fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
     match slot {
         Some(w) if w.will_wake(cx.waker()) => {}
@@ -710,15 +729,7 @@ impl Conn {
         if let Some(conn) = Arc::get_mut(this) {
             let closing = *conn.closing.get_mut() || *conn.closed.get_mut();
             let out = conn.output.get_mut().unwrap_or_else(|e| e.into_inner());
-            if !out.held
-                && !out.queue.is_empty()
-                && buf.len() < DIRECT_WRITE
-                && out.queue.len() + buf.len() < out.high as usize
-                && !closing
-                && !out.shut
-                && !out.shut_requested
-                && out.error.is_none()
-            {
+            if out.joins_queue(buf.len(), closing) {
                 out.queue.push_slice(buf);
                 *conn.out_len.get_mut() = out.queue.len();
                 return Poll::Ready(Ok(buf.len()));
@@ -736,12 +747,7 @@ impl Conn {
     #[inline]
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut out = self.output();
-        if !out.held
-            && !out.queue.is_empty()
-            && buf.len() < DIRECT_WRITE
-            && out.queue.len() + buf.len() < out.high as usize
-            && self.check_writable(&out).is_ok()
-        {
+        if out.joins_queue(buf.len(), self.is_closing()) {
             out.queue.push_slice(buf);
             self.out_len.store(out.queue.len(), Ordering::Release);
             return Poll::Ready(Ok(buf.len()));
