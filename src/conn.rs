@@ -734,6 +734,10 @@ impl Conn {
                 *conn.out_len.get_mut() = out.queue.len();
                 return Poll::Ready(Ok(buf.len()));
             }
+            // Declined for a reason the lock would not change: straight to
+            // the slow path, without testing the same conditions again.
+            let conn = &*conn;
+            return conn.poll_write_slow(conn.output(), cx, buf);
         }
         this.poll_write(cx, buf)
     }

@@ -666,6 +666,51 @@ fn read_timeout_does_not_fire_while_bytes_flow() {
     assert_eq!(events(&log), ["tcp-eof"]);
 }
 
+/// A read clock turned on after a long silence starts then, not at the
+/// last read: set 200 ms into the silence with 100 ms, it must fire after a
+/// 50 ms clock started at the same moment (a clock counted from the
+/// connection's start would fire at once, first).
+#[test]
+fn a_clock_turned_on_later_starts_when_set() {
+    let log = log();
+    let (l1, l2) = (log.clone(), log.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0).spawn().unwrap();
+        let port = server.local_addr().port();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let close_after_two = move |srv: TcpServerHandle, fired: Arc<AtomicUsize>| {
+            move || {
+                if fired.fetch_add(1, Ordering::SeqCst) == 1 {
+                    srv.close();
+                }
+            }
+        };
+        let done_late = close_after_two(server.clone(), fired.clone());
+        let late = tcp_connect("127.0.0.1", port)
+            .event_cb(move |ev| {
+                push(&l1, format!("late:{}", ev.name()));
+                done_late();
+            })
+            .spawn()
+            .unwrap();
+        let done_ref = close_after_two(server, fired);
+        streamish::spawn(async move {
+            async_io::Timer::after(Duration::from_millis(200)).await;
+            late.set_timeouts(Some(Duration::from_millis(100)), None)?;
+            tcp_connect("127.0.0.1", port)
+                .read_timeout(Duration::from_millis(50))
+                .event_cb(move |ev| {
+                    push(&l2, format!("reference:{}", ev.name()));
+                    done_ref();
+                })
+                .spawn()?;
+            Ok(())
+        })
+        .unwrap();
+    });
+    assert_eq!(events(&log), ["reference:tcp-timeout", "late:tcp-timeout"]);
+}
+
 #[test]
 fn set_timeouts_on_a_live_socket() {
     let log = log();

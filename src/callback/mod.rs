@@ -326,8 +326,10 @@ impl TcpSocket {
 
     /// Changes the read and write clocks of a live connection (cl-async's
     /// `set-socket-timeouts`); `None` turns a clock off. Zero is refused
-    /// with `InvalidInput`. The clocks are kept by the callback face's
-    /// driver; on the await face, race an `async_io::Timer` instead.
+    /// with `InvalidInput`. A clock turned on starts now, however long the
+    /// connection was silent before (as libevent's `bufferevent_set_timeouts`
+    /// does). The clocks are kept by the callback face's driver; on the
+    /// await face, race an `async_io::Timer` instead.
     ///
     /// # Examples
     ///
