@@ -2,12 +2,15 @@
 //!
 //! Neither does I/O; [`crate::conn`] moves bytes between them and the
 //! socket. Both start without an allocation and give their memory back once
-//! drained, so an idle connection costs no buffer space.
+//! drained, so an idle connection costs no buffer space; the memory goes to
+//! a small per-thread [`pool`] that the next busy connection takes from.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use crate::pool;
 
 /// The first read size, and the smallest the adaptive size shrinks to.
 pub(crate) const MIN_READ: usize = 8 * 1024;
@@ -59,16 +62,20 @@ impl InputBuf {
         &self.buf
     }
 
-    /// Makes room for the next read and returns the buffer to read into.
+    /// Makes room for the next read and returns the buffer to read into
+    /// (its spare capacity is the room: at least the adaptive read size).
     pub(crate) fn prepare(&mut self) -> &mut BytesMut {
         let next = self.next as usize;
-        if self.buf.capacity() - self.buf.len() < next {
+        if self.buf.capacity() == 0 {
+            self.buf = pool::take(next);
+        } else if self.buf.capacity() - self.buf.len() < next {
             self.buf.reserve(next);
         }
         &mut self.buf
     }
 
-    /// The size the next read asks for.
+    /// The size the next read asks for at least.
+    #[cfg(test)]
     pub(crate) fn next_read(&self) -> usize {
         self.next as usize
     }
@@ -104,7 +111,13 @@ impl InputBuf {
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
-        self.buf.advance(n);
+        if n == self.buf.len() {
+            // Not `advance`: emptied this way the buffer keeps its whole
+            // room, and goes back to the pool without being reclaimed.
+            self.buf.clear();
+        } else {
+            self.buf.advance(n);
+        }
     }
 
     /// Appends bytes (cl-async's `stream-append-bytes`).
@@ -119,9 +132,10 @@ impl InputBuf {
 
     /// Gives the allocation back if nothing is buffered: called when the
     /// connection is about to wait, so idle connections hold no buffer.
+    /// It goes to this thread's [`pool`], for the next connection to read.
     pub(crate) fn release_if_empty(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() != 0 {
-            self.buf = BytesMut::new();
+            pool::give(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -163,7 +177,7 @@ impl OutputQueue {
             return;
         }
         if self.tail.capacity() == 0 {
-            self.tail.reserve(data.len().max(self.hint as usize));
+            self.tail = pool::take(data.len().max(self.hint as usize));
         }
         self.tail.extend_from_slice(data);
         self.len += data.len();
@@ -179,6 +193,12 @@ impl OutputQueue {
         }
         self.len += data.len();
         self.chunks.push_back(data);
+    }
+
+    /// The queued bytes as one slice, when they are one: no chunk queued
+    /// (the common case, which then needs no vectored write).
+    pub(crate) fn as_single(&self) -> Option<&[u8]> {
+        self.chunks.is_empty().then_some(&self.tail[..])
     }
 
     /// Fills `out` with the queued bytes, in order; returns how many slices.
@@ -198,6 +218,11 @@ impl OutputQueue {
         // The tail is at its fullest when the kernel takes from it (noted
         // here, not on every small write).
         self.filled = self.filled.max(self.tail.len().min(MAX_HINT) as u32);
+        if n == self.len {
+            // All of it (the usual case): nothing to walk, and the tail
+            // goes back to the pool with its whole room.
+            return self.clear();
+        }
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {
@@ -215,9 +240,6 @@ impl OutputQueue {
                 }
             }
         }
-        if self.len == 0 {
-            self.release();
-        }
     }
 
     /// Drops every queued byte (cl-async's `clear-output`).
@@ -231,8 +253,10 @@ impl OutputQueue {
     fn release(&mut self) {
         self.hint = self.filled;
         self.filled = 0;
-        self.tail = BytesMut::new();
-        self.chunks = VecDeque::new();
+        pool::give(std::mem::take(&mut self.tail));
+        if self.chunks.capacity() != 0 {
+            self.chunks = VecDeque::new();
+        }
     }
 }
 

@@ -385,8 +385,11 @@ impl Conn {
                     }
                 }
             }
-            let want = inp.buf.next_read();
-            match sys::read_into(io.get_ref(), inp.buf.prepare()) {
+            let buf = inp.buf.prepare();
+            // The whole spare room is offered: a read that fills less of it
+            // found the kernel drained.
+            let want = buf.capacity() - buf.len();
+            match sys::read_into(io.get_ref(), buf) {
                 Ok(0) => {
                     inp.eof = true;
                     return Poll::Ready(Ok(0));
@@ -603,10 +606,13 @@ impl Conn {
         };
         let mut cx = cx;
         for _ in 0..FLUSH_BUDGET {
-            let res = {
-                let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let n = out.queue.io_slices(&mut iov);
-                sys::write_vectored(io.get_ref(), &iov[..n])
+            let res = match out.queue.as_single() {
+                Some(one) => sys::write_vectored(io.get_ref(), &[IoSlice::new(one)]),
+                None => {
+                    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                    let n = out.queue.io_slices(&mut iov);
+                    sys::write_vectored(io.get_ref(), &iov[..n])
+                }
             };
             match res {
                 Ok(0) => {

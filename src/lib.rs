@@ -95,6 +95,7 @@ mod callback;
 mod conn;
 mod event;
 mod ext;
+mod pool;
 mod server;
 mod socket;
 mod stream;
