@@ -75,7 +75,6 @@ impl InputBuf {
     }
 
     /// The size the next read asks for at least.
-    #[cfg(test)]
     pub(crate) fn next_read(&self) -> usize {
         self.next as usize
     }

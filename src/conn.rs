@@ -385,11 +385,8 @@ impl Conn {
                     }
                 }
             }
-            let buf = inp.buf.prepare();
-            // The whole spare room is offered: a read that fills less of it
-            // found the kernel drained.
-            let want = buf.capacity() - buf.len();
-            match sys::read_into(io.get_ref(), buf) {
+            let want = inp.buf.next_read();
+            match sys::read_into(io.get_ref(), inp.buf.prepare()) {
                 Ok(0) => {
                     inp.eof = true;
                     return Poll::Ready(Ok(0));

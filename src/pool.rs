@@ -24,12 +24,23 @@ use bytes::BytesMut;
 const KEEP: usize = 8;
 /// The smallest buffer kept: the input buffer's first read size.
 const SMALLEST: usize = crate::buf::MIN_READ;
-/// The largest buffer kept: larger ones are rare enough that the allocator
-/// is cheap next to the bytes they carry.
-const LARGEST: usize = 64 * 1024;
+/// The largest buffer kept: the input buffer's largest read size. Large
+/// buffers matter most: freeing one of 256 KiB lets glibc give the top of
+/// the heap back to the kernel, and the next allocation takes it back page
+/// by page (a bulk reader that goes idle between reads took a page fault
+/// every 7 KiB that way).
+const LARGEST: usize = crate::buf::MAX_READ;
+/// The most bytes one thread keeps, over all its buffers.
+const BUDGET: usize = 2 * LARGEST;
+
+#[derive(Default)]
+struct Spare {
+    bufs: Vec<BytesMut>,
+    bytes: usize,
+}
 
 thread_local! {
-    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { bufs: Vec::new(), bytes: 0 }) };
 }
 
 /// An empty buffer with room for at least `min` bytes: a kept one if this
@@ -41,37 +52,39 @@ pub(crate) fn take(min: usize) -> BytesMut {
         // destructor finds the stash gone, and allocates.
         let kept = SPARE.try_with(|s| {
             let mut s = s.borrow_mut();
-            match s.last() {
-                Some(b) if b.capacity() >= min => s.pop(),
-                _ => None,
-            }
+            let i = s.bufs.iter().rposition(|b| b.capacity() >= min)?;
+            let buf = s.bufs.swap_remove(i);
+            s.bytes -= buf.capacity();
+            Some(buf)
         });
         if let Ok(Some(buf)) = kept {
             return buf;
         }
-        // Small requests (an output tail for a short message) get a buffer
-        // worth keeping, so that they can be served from the stash next time.
-        return BytesMut::with_capacity(min.max(SMALLEST));
     }
-    BytesMut::with_capacity(min)
+    // Small requests (an output tail for a short message) get a buffer
+    // worth keeping, so that they can be served from the stash next time.
+    BytesMut::with_capacity(min.max(SMALLEST))
 }
 
-/// Gives an emptied buffer back: kept if its whole allocation is free to
-/// reuse, of a size worth keeping, and the stash has room; freed otherwise.
+/// Gives an emptied buffer back: kept if it is of a size worth keeping and
+/// the stash has room; freed otherwise.
 pub(crate) fn give(mut buf: BytesMut) {
     if buf.capacity() == 0 {
         return;
     }
     buf.clear();
-    // Reclaims the room before the read position; fails (and the buffer is
-    // freed) if a `Bytes` split from it still shares the allocation.
-    if !buf.try_reclaim(SMALLEST) || buf.capacity() > LARGEST {
+    // A buffer read from and emptied sits past the room it used: take that
+    // room back (possible only when no `Bytes` split from it is alive).
+    let _ = buf.try_reclaim(buf.capacity() + 1);
+    let cap = buf.capacity();
+    if !(SMALLEST..=LARGEST).contains(&cap) {
         return;
     }
     let _ = SPARE.try_with(|s| {
         let mut s = s.borrow_mut();
-        if s.len() < KEEP {
-            s.push(buf);
+        if s.bufs.len() < KEEP && s.bytes + cap <= BUDGET {
+            s.bytes += cap;
+            s.bufs.push(buf);
         }
     });
 }
@@ -96,26 +109,48 @@ mod tests {
         assert_ne!(again.as_ptr(), at);
     }
 
-    #[test]
-    fn shared_small_and_large_buffers_are_not_kept() {
-        // Drain this thread's stash first.
-        while SPARE.with(|s| s.borrow_mut().pop()).is_some() {}
-        let mut shared = BytesMut::with_capacity(SMALLEST);
-        shared.extend_from_slice(b"abc");
-        let frozen = shared.split().freeze();
-        give(shared);
-        give(BytesMut::with_capacity(16));
-        give(BytesMut::with_capacity(LARGEST + 1));
-        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
-        assert_eq!(&frozen[..], b"abc", "a split-off `Bytes` keeps its bytes");
+    fn drain_stash() {
+        while SPARE.with(|s| s.borrow_mut().bufs.pop()).is_some() {}
+        SPARE.with(|s| s.borrow_mut().bytes = 0);
+    }
+
+    fn kept() -> usize {
+        SPARE.with(|s| s.borrow().bufs.len())
     }
 
     #[test]
-    fn the_stash_is_bounded() {
+    fn small_and_large_buffers_are_not_kept() {
+        drain_stash();
+        give(BytesMut::with_capacity(16));
+        give(BytesMut::with_capacity(LARGEST + 1));
+        assert_eq!(kept(), 0);
+    }
+
+    #[test]
+    fn a_kept_buffer_never_touches_bytes_split_from_it() {
+        drain_stash();
+        let mut buf = BytesMut::with_capacity(4 * SMALLEST);
+        buf.extend_from_slice(b"abc");
+        let frozen = buf.split().freeze();
+        give(buf);
+        let mut again = take(SMALLEST);
+        again.extend_from_slice(&[0xff; SMALLEST]);
+        assert_eq!(&frozen[..], b"abc");
+        drain_stash();
+    }
+
+    #[test]
+    fn the_stash_is_bounded_in_count_and_bytes() {
+        drain_stash();
         for _ in 0..KEEP * 2 {
             give(BytesMut::with_capacity(SMALLEST));
         }
-        assert_eq!(SPARE.with(|s| s.borrow().len()), KEEP);
-        while SPARE.with(|s| s.borrow_mut().pop()).is_some() {}
+        assert_eq!(kept(), KEEP);
+        drain_stash();
+        for _ in 0..KEEP {
+            give(BytesMut::with_capacity(LARGEST));
+        }
+        assert_eq!(kept(), BUDGET / LARGEST);
+        drain_stash();
     }
 }
