@@ -14,8 +14,10 @@ use crate::pool;
 
 /// The first read size, and the smallest the adaptive size shrinks to.
 pub(crate) const MIN_READ: usize = 8 * 1024;
-/// The largest single read.
-pub(crate) const MAX_READ: usize = 256 * 1024;
+/// The largest single read: the size the peers read in (tokio, and the
+/// benchmark's own readers). The callback face reads on while reads fill
+/// it (`callback::session`).
+pub(crate) const MAX_READ: usize = 64 * 1024;
 /// How many slices one vectored write takes (as hyper, tokio and
 /// tokio-util do).
 pub(crate) const MAX_IOV: usize = 64;

@@ -6,15 +6,21 @@
 //! small message and wait, that is an allocation and a free of several
 //! kilobytes per read and per write: in an echo server, two fifths of
 //! streamish's own instructions went to `malloc` and `free` (glibc keeps no
-//! per-thread cache for blocks this size). The few buffers in flight at any
-//! moment are therefore passed from connection to connection through a
-//! small per-thread stash instead.
+//! per-thread cache for blocks this size). With one connection moving bulk
+//! data it is worse: freeing a large buffer at the top of the heap lets
+//! glibc give that memory back to the kernel, and the next allocation
+//! faults it back in page by page (a bulk reader that went idle between
+//! reads took a page fault every 7 KiB that way, and ran at half speed).
+//! The few buffers in flight at any moment are therefore passed from
+//! connection to connection through a small per-thread stash instead.
 //!
-//! The stash is bounded in count and in buffer size, so it holds at most
-//! [`KEEP`] × [`LARGEST`] bytes per thread, whatever the number of
-//! connections; buffers of other sizes (a bulk transfer's 256 KiB reads)
-//! go back to the allocator as before. A buffer is kept only when nothing
-//! else refers to its memory (no `Bytes` split from it is alive).
+//! The stash is bounded: at most [`KEEP`] buffers and [`BUDGET`] bytes of
+//! capacity per thread, whatever the number of connections; buffers
+//! smaller than [`SMALLEST`] or larger than [`LARGEST`] go back to the
+//! allocator. A kept buffer may be the free end of an allocation whose
+//! front a `Bytes` handed to the application still holds (the callback
+//! face's drained reads): it never touches those bytes, and the allocation
+//! is freed once both are gone.
 
 use std::cell::RefCell;
 
@@ -24,12 +30,9 @@ use bytes::BytesMut;
 const KEEP: usize = 8;
 /// The smallest buffer kept: the input buffer's first read size.
 const SMALLEST: usize = crate::buf::MIN_READ;
-/// The largest buffer kept: the input buffer's largest read size. Large
-/// buffers matter most: freeing one of 256 KiB lets glibc give the top of
-/// the heap back to the kernel, and the next allocation takes it back page
-/// by page (a bulk reader that goes idle between reads took a page fault
-/// every 7 KiB that way).
-const LARGEST: usize = crate::buf::MAX_READ;
+/// The largest buffer kept: an output tail filled to the default
+/// high-water mark has grown to 128 KiB.
+const LARGEST: usize = 256 * 1024;
 /// The most bytes one thread keeps, over all its buffers.
 const BUDGET: usize = 2 * LARGEST;
 

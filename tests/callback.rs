@@ -558,6 +558,74 @@ fn pause_and_resume_reading() {
     assert_eq!(got.lock().unwrap().as_slice(), b"while paused");
 }
 
+/// A drained read that fills its 64 KiB buffer is followed by more reads in
+/// the same turn; pausing in `read_cb` stops them at once. The client
+/// pauses on its first full read, while most of a megabyte is still in its
+/// kernel buffer; a probe connection's round trip through the reactor then
+/// comes after anything the paused turn could have read, and finds no new
+/// `read_cb` call. Every byte arrives, in order, after the resume.
+#[test]
+fn pausing_in_read_cb_stops_the_reads_of_its_turn() {
+    const TOTAL: usize = 1024 * 1024;
+    const FULL: usize = 64 * 1024;
+    let byte = |i: usize| (i % 251) as u8;
+    let calls_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let got = Arc::new(AtomicUsize::new(0));
+    let (cwp, g) = (calls_while_paused.clone(), got.clone());
+    run_loop(move || {
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(move |sock| {
+                if first.swap(false, Ordering::SeqCst) {
+                    let data: Vec<u8> = (0..TOTAL).map(byte).collect();
+                    sock.write_bytes(data).unwrap();
+                    sock.close();
+                }
+            })
+            .read_cb(|sock, _| sock.write(b"pong").unwrap())
+            .spawn()
+            .unwrap();
+        let port = server.local_addr().port();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let paused_once = std::sync::atomic::AtomicBool::new(false);
+        tcp_connect("127.0.0.1", port)
+            .read_cb(move |sock, data| {
+                let calls_now = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let data = data.into_bytes();
+                let at = g.fetch_add(data.len(), Ordering::SeqCst);
+                assert!(
+                    data.iter().enumerate().all(|(k, b)| *b == byte(at + k)),
+                    "bytes out of order"
+                );
+                if data.len() >= FULL && !paused_once.swap(true, Ordering::SeqCst) {
+                    sock.pause_reading();
+                    let (client, calls, cwp) = (sock.clone(), calls.clone(), cwp.clone());
+                    tcp_connect("127.0.0.1", port)
+                        .connect_cb(|probe| probe.write(b"ping").unwrap())
+                        .read_cb(move |probe, _| {
+                            cwp.store(calls.load(Ordering::SeqCst) - calls_now, Ordering::SeqCst);
+                            client.resume_reading();
+                            probe.close();
+                        })
+                        .spawn()
+                        .unwrap();
+                }
+            })
+            .event_cb({
+                let server = server.clone();
+                move |_| server.close()
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(
+        calls_while_paused.load(Ordering::SeqCst),
+        0,
+        "no read_cb after the one that paused, until the resume"
+    );
+    assert_eq!(got.load(Ordering::SeqCst), TOTAL);
+}
+
 #[test]
 fn read_timeout_fires_once_on_silence() {
     let log = log();
