@@ -69,7 +69,11 @@ impl InputBuf {
     pub(crate) fn prepare(&mut self) -> &mut BytesMut {
         let next = self.next as usize;
         if self.buf.capacity() == 0 {
-            self.buf = pool::take(next);
+            // Emptied by `take_all`: the same memory again if the `Bytes`
+            // taken from it are gone (it is still in cache), else the pool's.
+            if !self.buf.try_reclaim(next) {
+                self.buf = pool::take(next);
+            }
         } else if self.buf.capacity() - self.buf.len() < next {
             self.buf.reserve(next);
         }

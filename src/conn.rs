@@ -69,6 +69,10 @@ pub(crate) struct Conn {
     /// Set while a callback of this connection runs: writes then need not
     /// wake the driver, which flushes when the callback returns.
     in_callback: AtomicBool,
+    /// A callback driver polls this connection (set at its first turn, never
+    /// cleared): without one, a write has nobody to wake and skips the
+    /// `ctl` lock.
+    has_driver: AtomicBool,
     /// Callback-face settings, the driver's waker and the socket data: one
     /// lock for what changes rarely, so an idle connection stays small.
     pub(crate) ctl: Mutex<crate::callback::Ctl>,
@@ -183,6 +187,7 @@ impl Conn {
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             in_callback: AtomicBool::new(false),
+            has_driver: AtomicBool::new(false),
             input_full: AtomicBool::new(false),
             ctl: Mutex::new(Default::default()),
         }
@@ -245,6 +250,11 @@ impl Conn {
     pub(crate) fn driver_turn(&self, cx: &Context<'_>) -> (Option<Duration>, Option<Duration>, bool) {
         let mut ctl = self.ctl();
         store_waker(&mut ctl.driver, cx);
+        if !self.has_driver.load(Ordering::Relaxed) {
+            // SeqCst with `queued_more`: a writer that does not see the flag
+            // queued its bytes before the turn that follows looks at them.
+            self.has_driver.store(true, Ordering::SeqCst);
+        }
         let (read, write) = ctl.timeouts();
         (read, write, ctl.paused)
     }
@@ -546,7 +556,7 @@ impl Conn {
             return;
         }
         self.out_len.store(out.queue.len(), Ordering::SeqCst);
-        if !self.in_callback.load(Ordering::SeqCst) {
+        if self.has_driver.load(Ordering::SeqCst) && !self.in_callback.load(Ordering::SeqCst) {
             self.wake_driver();
         }
     }
