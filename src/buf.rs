@@ -69,11 +69,7 @@ impl InputBuf {
     pub(crate) fn prepare(&mut self) -> &mut BytesMut {
         let next = self.next as usize;
         if self.buf.capacity() == 0 {
-            // Emptied by `take_all`: the same memory again if the `Bytes`
-            // taken from it are gone (it is still in cache), else the pool's.
-            if !self.buf.try_reclaim(next) {
-                self.buf = pool::take(next);
-            }
+            self.buf = pool::take(next);
         } else if self.buf.capacity() - self.buf.len() < next {
             self.buf.reserve(next);
         }
@@ -112,7 +108,14 @@ impl InputBuf {
 
     /// Takes every buffered byte, without copying.
     pub(crate) fn take_all(&mut self) -> Bytes {
-        self.buf.split().freeze()
+        let all = self.buf.split().freeze();
+        if self.buf.capacity() == 0 {
+            // An empty view of the allocation `all` now owns: holding it
+            // would keep that memory alive after the application drops
+            // `all`, and make it look shared to the pool.
+            self.buf = BytesMut::new();
+        }
+        all
     }
 
     pub(crate) fn consume(&mut self, n: usize) {

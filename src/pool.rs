@@ -76,9 +76,13 @@ pub(crate) fn give(mut buf: BytesMut) {
         return;
     }
     buf.clear();
-    // A buffer read from and emptied sits past the room it used: take that
-    // room back (possible only when no `Bytes` split from it is alive).
-    let _ = buf.try_reclaim(buf.capacity() + 1);
+    if buf.capacity() < SMALLEST {
+        // Emptied past most of its room (the room before the read position
+        // is not counted): take that room back, which works only when no
+        // `Bytes` split from it is alive. A buffer emptied with `clear`
+        // (the usual case) never needs it.
+        let _ = buf.try_reclaim(SMALLEST);
+    }
     let cap = buf.capacity();
     if !(SMALLEST..=LARGEST).contains(&cap) {
         return;
