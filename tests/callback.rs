@@ -649,6 +649,66 @@ fn read_timeout_fires_once_on_silence() {
     assert_eq!(events(&log), ["tcp-timeout"]);
 }
 
+/// A task that alone keeps the loop busy makes the loop poll the reactor
+/// less often, never not at all: a timer and a round trip on the same loop
+/// both complete while it spins. The spinner gives up after `LIMIT` turns,
+/// so a loop that starved them fails the test rather than hanging it.
+/// (It proves what a user sees, not who polled the reactor: async-io's
+/// helper thread would also deliver the events of a loop that never
+/// yielded, later.)
+#[test]
+fn a_lone_busy_task_does_not_starve_timers_or_io() {
+    const LIMIT: usize = 20_000_000;
+    let spins = Arc::new(AtomicUsize::new(0));
+    let at_timer = Arc::new(AtomicUsize::new(usize::MAX));
+    let at_pong = Arc::new(AtomicUsize::new(usize::MAX));
+    let (s1, t1, p1) = (spins.clone(), at_timer.clone(), at_pong.clone());
+    let (t2, p2) = (at_timer.clone(), at_pong.clone());
+    run_loop(move || {
+        let done = move || t1.load(Ordering::SeqCst) != usize::MAX && p1.load(Ordering::SeqCst) != usize::MAX;
+        let spinner = {
+            let (s, done) = (s1.clone(), done.clone());
+            async move {
+                while !done() && s.fetch_add(1, Ordering::SeqCst) < LIMIT {
+                    futures_lite::future::yield_now().await;
+                }
+                Ok(())
+            }
+        };
+        streamish::spawn(spinner).unwrap();
+        let (s, t) = (s1.clone(), t2);
+        streamish::spawn(async move {
+            async_io::Timer::after(Duration::from_millis(5)).await;
+            t.store(s.load(Ordering::SeqCst), Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(|sock, _| sock.write(b"pong").unwrap())
+            .spawn()
+            .unwrap();
+        let (s, p, srv) = (s1.clone(), p2, server.clone());
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| sock.write(b"ping").unwrap())
+            .read_cb(move |sock, _| {
+                p.store(s.load(Ordering::SeqCst), Ordering::SeqCst);
+                sock.close();
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    });
+    assert!(
+        at_timer.load(Ordering::SeqCst) < LIMIT,
+        "the timer fired while the task spun"
+    );
+    assert!(
+        at_pong.load(Ordering::SeqCst) < LIMIT,
+        "the round trip completed while the task spun"
+    );
+    assert!(spins.load(Ordering::SeqCst) <= LIMIT + 1);
+}
+
 /// A connection that always has work must not keep the loop from its
 /// reactor and timers: an idle connection's read clock fires while a bulk
 /// transfer on the same loop runs flat out, and the transfer was moving
