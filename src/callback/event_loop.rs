@@ -160,9 +160,9 @@ const REACT_EVERY: Duration = Duration::from_micros(150);
 /// take their events themselves. Doubled from [`REACT_EVERY`] on every
 /// window in which only one task ran, once [`ALONE_WINDOWS`] such windows
 /// came in a row, and back to it as soon as two tasks ran in one.
-/// streamish-cb bulk-1k on two threads: 1.8 → 2.5 GiB/s at 1 ms (5 runs
-/// each; 5 ms no better); on one thread the writer and the reader share
-/// the loop, so it stays at 150 µs.
+/// streamish-cb bulk-1k on two threads: 1.46 → 1.69 GiB/s (eleven runs
+/// each; a fixed 1 ms for every loop did better there, 1.8 → 2.5, but
+/// halved one thread, where the writer and the reader share the loop).
 const REACT_EVERY_ALONE: Duration = Duration::from_millis(1);
 /// How many windows in a row one task must fill alone before the loop
 /// polls the reactor less often. A single one is common on one thread
@@ -230,9 +230,9 @@ async fn run(ex: &Executor<'static>, state: &State) {
             // Still busy: let block_on look at the reactor, then go on.
             futures_lite::future::yield_now().await;
         } else {
-            // Idle: the next busy spell goes on with what this one learnt
+            // Idle: sleep until a task is woken or the loop is done. The
+            // next busy spell keeps what this one learnt about lone tasks
             // (a lone writer waits for room in the kernel now and then).
-            // Idle: sleep until a task is woken or the loop is done.
             let tick = async {
                 ex.tick().await;
                 false
