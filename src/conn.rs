@@ -123,6 +123,13 @@ struct OutputSide {
 }
 
 impl OutputSide {
+    /// Counts `n` bytes the kernel took: in the total, and against
+    /// [`WRITE_BUDGET`].
+    fn sent(&mut self, n: usize) {
+        self.total += n as u64;
+        self.run = self.run.saturating_add(n.try_into().unwrap_or(u32::MAX));
+    }
+
     /// The small-write fast path applies: a write of `len` bytes joins a
     /// queue that already holds output (so a flush is coming), stays below
     /// the high-water mark, and nothing refuses it (`closing` is the
@@ -628,8 +635,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     out.queue.advance(n);
-                    out.total += n as u64;
-                    out.run = out.run.saturating_add(n.try_into().unwrap_or(u32::MAX));
+                    out.sent(n);
                     self.out_len.store(out.queue.len(), Ordering::Release);
                     if out.queue.is_empty() {
                         out.drains += 1;
@@ -801,8 +807,7 @@ impl Conn {
                 loop {
                     match sys::write_vectored(io.get_ref(), &[IoSlice::new(buf)]) {
                         Ok(n) => {
-                            out.total += n as u64;
-                            out.run = out.run.saturating_add(n.try_into().unwrap_or(u32::MAX));
+                            out.sent(n);
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(writable(&mut out, &io, cx))?,

@@ -36,13 +36,8 @@ const LARGEST: usize = 256 * 1024;
 /// The most bytes one thread keeps, over all its buffers.
 const BUDGET: usize = 2 * LARGEST;
 
-struct Spare {
-    bufs: Vec<BytesMut>,
-    bytes: usize,
-}
-
 thread_local! {
-    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { bufs: Vec::new(), bytes: 0 }) };
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty buffer with room for at least `min` bytes: a kept one if this
@@ -54,10 +49,8 @@ pub(crate) fn take(min: usize) -> BytesMut {
         // destructor finds the stash gone, and allocates.
         let kept = SPARE.try_with(|s| {
             let mut s = s.borrow_mut();
-            let i = s.bufs.iter().rposition(|b| b.capacity() >= min)?;
-            let buf = s.bufs.swap_remove(i);
-            s.bytes -= buf.capacity();
-            Some(buf)
+            let i = s.iter().rposition(|b| b.capacity() >= min)?;
+            Some(s.swap_remove(i))
         });
         if let Ok(Some(buf)) = kept {
             return buf;
@@ -88,9 +81,10 @@ pub(crate) fn give(mut buf: BytesMut) {
     }
     let _ = SPARE.try_with(|s| {
         let mut s = s.borrow_mut();
-        if s.bufs.len() < KEEP && s.bytes + cap <= BUDGET {
-            s.bytes += cap;
-            s.bufs.push(buf);
+        // A kept buffer's capacity does not change, so the sum over the
+        // few kept is the stash's size.
+        if s.len() < KEEP && s.iter().map(BytesMut::capacity).sum::<usize>() + cap <= BUDGET {
+            s.push(buf);
         }
     });
 }
@@ -117,12 +111,11 @@ mod tests {
     }
 
     fn drain_stash() {
-        while SPARE.with(|s| s.borrow_mut().bufs.pop()).is_some() {}
-        SPARE.with(|s| s.borrow_mut().bytes = 0);
+        SPARE.with(|s| s.borrow_mut().clear());
     }
 
     fn kept() -> usize {
-        SPARE.with(|s| s.borrow().bufs.len())
+        SPARE.with(|s| s.borrow().len())
     }
 
     #[test]

@@ -148,27 +148,28 @@ impl Session {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         let conn = &self.socket.conn;
         if let (true, Some(cb)) = (self.drain, &self.cbs.read) {
-            let Some(bytes) = ready!(conn.poll_take(cx))? else {
-                return Poll::Ready(Ok(false));
-            };
+            // Reads that fill their buffer go on, up to `READ_TURN` bytes,
+            // unless `read_cb` paused reading or closed. What stops the
+            // reads after the first (end of file, an error, an empty
+            // kernel) is reported by the next turn.
+            let mut read = 0;
+            loop {
+                let bytes = match conn.poll_take(cx) {
+                    Poll::Ready(Ok(Some(bytes))) => bytes,
+                    Poll::Ready(Ok(None)) if read == 0 => return Poll::Ready(Ok(false)),
+                    Poll::Ready(Err(e)) if read == 0 => return Poll::Ready(Err(e)),
+                    Poll::Pending if read == 0 => return Poll::Pending,
+                    _ => break,
+                };
+                let full = bytes.len() >= MAX_READ;
+                read += bytes.len();
+                Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
+                if !full || read >= READ_TURN || conn.is_closing() || self.socket.is_reading_paused() {
+                    break;
+                }
+            }
             if self.clocks {
                 self.last_read = Instant::now();
-            }
-            let mut full = bytes.len() >= MAX_READ;
-            let mut read = bytes.len();
-            Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
-            // Reads that fill their buffer go on, up to `READ_TURN` bytes,
-            // unless `read_cb` paused reading or closed.
-            while full && read < READ_TURN && !conn.is_closing() && !self.socket.is_reading_paused() {
-                match conn.poll_take(cx) {
-                    Poll::Ready(Ok(Some(bytes))) => {
-                        full = bytes.len() >= MAX_READ;
-                        read += bytes.len();
-                        Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
-                    }
-                    // End of file or an error: the next turn reports it.
-                    Poll::Ready(_) | Poll::Pending => break,
-                }
             }
             self.moved += read;
             return Poll::Ready(Ok(true));
