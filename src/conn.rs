@@ -120,6 +120,15 @@ struct OutputSide {
     /// Drains completed since the connection opened (the callback face's
     /// `write_cb` fires once per drain).
     drains: u64,
+    /// The small-write fast path: a write may join the queue without
+    /// further checks while the queue stays shorter than this (0: it may
+    /// not). Set to the high-water mark by a write the slow path accepted
+    /// into a queue that then holds output (so a flush is coming), and to 0
+    /// by everything that must refuse a write or see it: holding back at
+    /// the high-water mark, a drained queue, an error, a half-close, a
+    /// close, new water marks. What relaxes a refusal leaves it at 0; the
+    /// next write takes the slow path and sets it again.
+    fast_until: u32,
 }
 
 impl OutputSide {
@@ -131,20 +140,16 @@ impl OutputSide {
     }
 
     /// The small-write fast path applies: a write of `len` bytes joins a
-    /// queue that already holds output (so a flush is coming), stays below
-    /// the high-water mark, and nothing refuses it (`closing` is the
-    /// connection's closing-or-closed state; the rest is
-    /// [`Conn::check_writable`]'s, as plain reads).
+    /// queue that already holds output and stays below the high-water mark,
+    /// and nothing refuses it (see [`OutputSide::fast_until`]).
     #[inline]
-    fn joins_queue(&self, len: usize, closing: bool) -> bool {
-        !self.held
-            && !self.queue.is_empty()
-            && len < DIRECT_WRITE
-            && self.queue.len() + len < self.high as usize
-            && !closing
-            && !self.shut
-            && !self.shut_requested
-            && self.error.is_none()
+    fn joins_queue(&self, len: usize) -> bool {
+        self.queue.len() + len < self.fast_until as usize
+    }
+
+    /// Stops the fast path until the slow path has looked at a write again.
+    fn refuse_fast(&mut self) {
+        self.fast_until = 0;
     }
 }
 
@@ -189,6 +194,7 @@ impl Conn {
                 writable: None,
                 drains: 0,
                 run: 0,
+                fast_until: 0,
             }),
             out_len: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -535,6 +541,7 @@ impl Conn {
         let mut out = self.output();
         out.high = high;
         out.low = low;
+        out.refuse_fast();
         Ok(())
     }
 
@@ -593,6 +600,7 @@ impl Conn {
         let mut out = self.output();
         out.queue.clear();
         out.held = false;
+        out.refuse_fast();
         self.out_len.store(0, Ordering::Release);
         if let Some(w) = out.waker.take() {
             w.wake();
@@ -631,6 +639,7 @@ impl Conn {
             match res {
                 Ok(0) => {
                     out.error = Some(io::ErrorKind::WriteZero);
+                    out.refuse_fast();
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 Ok(n) => {
@@ -639,6 +648,7 @@ impl Conn {
                     self.out_len.store(out.queue.len(), Ordering::Release);
                     if out.queue.is_empty() {
                         out.drains += 1;
+                        out.refuse_fast();
                         return Poll::Ready(Ok(()));
                     }
                 }
@@ -648,6 +658,7 @@ impl Conn {
                 },
                 Err(e) => {
                     out.error = Some(e.kind());
+                    out.refuse_fast();
                     return Poll::Ready(Err(e));
                 }
             }
@@ -692,6 +703,7 @@ impl Conn {
         let w = {
             let mut out = self.output();
             out.shut_requested = true;
+            out.refuse_fast();
             out.waker.take()
         };
         if let Some(w) = w {
@@ -703,7 +715,9 @@ impl Conn {
     /// Records a write-side shutdown made directly on the socket, so later
     /// writes fail with `Closed` at once rather than at the next flush.
     pub(crate) fn mark_write_shut(&self) {
-        self.output().shut = true;
+        let mut out = self.output();
+        out.shut = true;
+        out.refuse_fast();
     }
 
     /// Whether a half-close was asked for and is not done yet.
@@ -742,35 +756,31 @@ impl Conn {
     /// borrowed, so a small write goes into the queue without taking the
     /// output lock: the lock's two atomic operations and poison checks were
     /// a third of the cost of a 16-byte write. Anything else takes the
-    /// locked path, which also handles what this one declines.
+    /// locked path, kept out of line so that this one stays a few
+    /// instructions long where it is inlined (in a `write_all` future).
     #[inline]
     pub(crate) fn poll_write_owned(this: &mut Arc<Conn>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if let Some(conn) = Arc::get_mut(this) {
-            let closing = *conn.closing.get_mut() || *conn.closed.get_mut();
             let out = conn.output.get_mut().unwrap_or_else(|e| e.into_inner());
-            if out.joins_queue(buf.len(), closing) {
+            if out.joins_queue(buf.len()) {
                 out.queue.push_slice(buf);
                 *conn.out_len.get_mut() = out.queue.len();
                 return Poll::Ready(Ok(buf.len()));
             }
-            // Declined for a reason the lock would not change: straight to
-            // the slow path, without testing the same conditions again.
-            let conn = &*conn;
-            return conn.poll_write_slow(conn.output(), cx, buf);
         }
         this.poll_write(cx, buf)
     }
 
     /// futures-io `poll_write`, with the high/low-water backpressure.
     ///
-    /// The common case is inlined into the caller: a small write joining a
-    /// queue that already holds output (so a flush is coming) and stays
-    /// below the high-water mark is copied in, and that is all. Everything
-    /// else is [`Conn::poll_write_slow`].
-    #[inline]
+    /// The common case comes first: a small write joining a queue that
+    /// already holds output (so a flush is coming) and stays below the
+    /// high-water mark is copied in, and that is all. Everything else is
+    /// [`Conn::poll_write_slow`].
+    #[inline(never)]
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut out = self.output();
-        if out.joins_queue(buf.len(), self.is_closing()) {
+        if out.joins_queue(buf.len()) {
             out.queue.push_slice(buf);
             self.out_len.store(out.queue.len(), Ordering::Release);
             return Poll::Ready(Ok(buf.len()));
@@ -793,6 +803,7 @@ impl Conn {
         }
         if out.held || out.queue.len() >= out.high as usize {
             out.held = true;
+            out.refuse_fast();
             match self.flush_locked(&mut out, Some(cx)) {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 _ if out.queue.len() > out.low as usize => return Poll::Pending,
@@ -813,6 +824,7 @@ impl Conn {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(writable(&mut out, &io, cx))?,
                         Err(e) => {
                             out.error = Some(e.kind());
+                            out.refuse_fast();
                             return Poll::Ready(Err(e));
                         }
                     }
@@ -824,6 +836,9 @@ impl Conn {
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(&buf[..n]);
         self.queued_more(&out, was_empty);
+        // Accepted, nothing refuses, and a flush is coming: the next small
+        // writes may take the fast path (a drain below turns it off again).
+        out.fast_until = out.high;
         if out.queue.len() >= out.high as usize {
             // Start sending now; a full kernel buffer is reported by the
             // next call, which then holds back.
@@ -859,7 +874,11 @@ impl Conn {
     /// output still goes. The driver (or the next poll) finishes the close.
     pub(crate) fn request_close(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
-            let w = self.output().waker.take();
+            let w = {
+                let mut out = self.output();
+                out.refuse_fast();
+                out.waker.take()
+            };
             if let Some(w) = w {
                 w.wake();
             }
@@ -874,6 +893,7 @@ impl Conn {
             return Poll::Ready(Ok(()));
         }
         self.closing.store(true, Ordering::Release);
+        self.output().refuse_fast();
         let res = match self.poll_shutdown_write(cx) {
             Poll::Pending if self.is_connected() => return Poll::Pending,
             // Closed before it connected: nothing queued can go out.
@@ -918,6 +938,7 @@ impl Conn {
             o.writable = None;
             i.buf.clear();
             o.queue.clear();
+            o.refuse_fast();
             self.out_len.store(0, Ordering::Release);
             (i.io.take(), o.io.take(), i.waker.take(), o.waker.take())
         };
@@ -937,6 +958,7 @@ impl Conn {
 /// Shuts down the write side of a connected socket whose queue is empty.
 fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
     out.shut = true;
+    out.refuse_fast();
     match out.io.as_ref().map(|io| io.get_ref().shutdown(Shutdown::Write)) {
         Some(Err(e)) if e.kind() != io::ErrorKind::NotConnected => Err(e),
         _ => Ok(()),

@@ -442,6 +442,62 @@ fn small_writes_keep_order_across_handles_and_fail_while_closing() {
     });
 }
 
+/// Once a small write has joined a non-empty queue, the next ones join
+/// without testing the connection's state again, until something resets
+/// that. A close, a half-close asked for through a socket handle and new
+/// water marks must each reach the next write, whether the stream is the
+/// only handle (no lock taken) or a clone exists (the locked path).
+#[test]
+fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
+    run(async {
+        for keep_clone in [false, true] {
+            let hold = |c: &TcpStream| keep_clone.then(|| c.socket().clone());
+
+            let (mut client, mut peer) = pair().await;
+            let _clone = hold(&client);
+            client.write_all(b"a").await.unwrap(); // queued, not sent
+            client.write_all(b"b").await.unwrap(); // joins it
+            client.socket().close();
+            assert_closed(client.write_all(b"late").await, "write_all after TcpSocket::close");
+            client.close_stream().await.unwrap();
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            assert_eq!(
+                got, b"ab",
+                "queued bytes go out, the refused ones do not (clone: {keep_clone})"
+            );
+
+            let (mut client, mut peer) = pair().await;
+            let _clone = hold(&client);
+            client.write_all(b"a").await.unwrap();
+            client.write_all(b"b").await.unwrap();
+            client.socket().shutdown_write();
+            assert_closed(client.write_all(b"late").await, "write_all after shutdown_write");
+            client.flush().await.unwrap();
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            assert_eq!(
+                got, b"ab",
+                "half-close: queued bytes, then end of file (clone: {keep_clone})"
+            );
+
+            let (mut client, mut peer) = pair().await;
+            let _clone = hold(&client);
+            client.write_all(b"a").await.unwrap();
+            client.socket().set_water_marks(2, 1).unwrap();
+            client.write_all(b"bc").await.unwrap(); // reaches the new mark: sent at once
+            assert_eq!(
+                client.queued(),
+                0,
+                "a write reaching the new high-water mark starts sending"
+            );
+            let mut got = [0u8; 3];
+            peer.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"abc");
+        }
+    });
+}
+
 #[test]
 fn write_sequence_after_abort_or_half_close_fails_with_closed() {
     run(async {
