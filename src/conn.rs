@@ -151,6 +151,15 @@ impl OutputSide {
     fn refuse_fast(&mut self) {
         self.fast_until = 0;
     }
+
+    /// Opens the fast path after the slow path accepted a write (so
+    /// nothing refuses one): if the queue holds output, a flush is coming,
+    /// and unless the writers are held back, small writes may join it.
+    fn arm_fast(&mut self) {
+        if !self.queue.is_empty() && !self.held {
+            self.fast_until = self.high;
+        }
+    }
 }
 
 fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
@@ -576,12 +585,23 @@ impl Conn {
     }
 
     /// cl-async's `write-sequence`: queues all of `data`, never waits.
+    ///
+    /// It never holds back, so the high-water mark does not matter here:
+    /// while [`OutputSide::fast_until`] is set, nothing refuses a write and
+    /// the queue holds output (whoever made it so told the driver), and
+    /// the bytes just join it.
     pub(crate) fn write_now(&self, data: &[u8]) -> io::Result<()> {
         let mut out = self.output();
+        if out.fast_until != 0 {
+            out.queue.push_slice(data);
+            self.out_len.store(out.queue.len(), Ordering::Release);
+            return Ok(());
+        }
         self.check_writable(&out)?;
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(data);
         self.queued_more(&out, was_empty && !data.is_empty());
+        out.arm_fast();
         Ok(())
     }
 
@@ -836,9 +856,9 @@ impl Conn {
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(&buf[..n]);
         self.queued_more(&out, was_empty);
-        // Accepted, nothing refuses, and a flush is coming: the next small
-        // writes may take the fast path (a drain below turns it off again).
-        out.fast_until = out.high;
+        // Accepted: the next small writes may take the fast path (a drain
+        // below turns it off again).
+        out.arm_fast();
         if out.queue.len() >= out.high as usize {
             // Start sending now; a full kernel buffer is reported by the
             // next call, which then holds back.

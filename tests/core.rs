@@ -445,8 +445,9 @@ fn small_writes_keep_order_across_handles_and_fail_while_closing() {
 /// Once a small write has joined a non-empty queue, the next ones join
 /// without testing the connection's state again, until something resets
 /// that. A close, a half-close asked for through a socket handle and new
-/// water marks must each reach the next write, whether the stream is the
-/// only handle (no lock taken) or a clone exists (the locked path).
+/// water marks must each reach the next write (`write_all`, and
+/// `write_sequence` / `TcpSocket::write`, which never wait), whether the
+/// stream is the only handle (no lock taken) or a clone exists.
 #[test]
 fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
     run(async {
@@ -456,9 +457,10 @@ fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
             let (mut client, mut peer) = pair().await;
             let _clone = hold(&client);
             client.write_all(b"a").await.unwrap(); // queued, not sent
-            client.write_all(b"b").await.unwrap(); // joins it
+            client.write_sequence(b"b").unwrap(); // joins it
             client.socket().close();
             assert_closed(client.write_all(b"late").await, "write_all after TcpSocket::close");
+            assert_closed(client.write_sequence(b"late"), "write_sequence after TcpSocket::close");
             client.close_stream().await.unwrap();
             let mut got = Vec::new();
             peer.read_to_end(&mut got).await.unwrap();
@@ -473,6 +475,7 @@ fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
             client.write_all(b"b").await.unwrap();
             client.socket().shutdown_write();
             assert_closed(client.write_all(b"late").await, "write_all after shutdown_write");
+            assert_closed(client.socket().write(b"late"), "TcpSocket::write after shutdown_write");
             client.flush().await.unwrap();
             let mut got = Vec::new();
             peer.read_to_end(&mut got).await.unwrap();
