@@ -876,6 +876,10 @@ impl Conn {
             return Poll::Ready(Ok(()));
         }
         let mut out = self.output();
+        // A close in progress (`poll_close` set `closing` first) must reach
+        // the next small write; a half-close alone lets writes in until it
+        // is done, and the slow path that sees them opens the way again.
+        out.refuse_fast();
         if out.shut {
             return Poll::Ready(Ok(()));
         }
@@ -913,7 +917,6 @@ impl Conn {
             return Poll::Ready(Ok(()));
         }
         self.closing.store(true, Ordering::Release);
-        self.output().refuse_fast();
         let res = match self.poll_shutdown_write(cx) {
             Poll::Pending if self.is_connected() => return Poll::Pending,
             // Closed before it connected: nothing queued can go out.
