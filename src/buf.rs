@@ -250,21 +250,19 @@ impl OutputQueue {
         }
     }
 
-    /// Drops every queued byte (cl-async's `clear-output`).
+    /// Drops every queued byte (cl-async's `clear-output`) and gives the
+    /// memory back: the tail to the pool (which empties it), the chunks
+    /// with their deque (an empty deque holds no allocation).
     pub(crate) fn clear(&mut self) {
-        self.chunks.clear();
-        self.tail.clear();
         self.len = 0;
-        self.release();
-    }
-
-    fn release(&mut self) {
         self.hint = self.filled;
         self.filled = 0;
-        pool::give(std::mem::take(&mut self.tail));
+        // Chunks first: one may share the tail's allocation, which the
+        // pool can take back whole only once that chunk is gone.
         if self.chunks.capacity() != 0 {
             self.chunks = VecDeque::new();
         }
+        pool::give(std::mem::take(&mut self.tail));
     }
 }
 
