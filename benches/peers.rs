@@ -1790,17 +1790,21 @@ mod cb {
             let left = Arc::new(AtomicU64::new(count));
             let data = Bytes::from(vec![0xa5u8; chunk]);
             let pump = move |sock: &TcpSocket| {
-                while left.load(Relaxed) > 0 && sock.queued() < DEFAULT_HIGH_WATER {
+                // Only this connection's callbacks run it, one at a time:
+                // the count is read once and stored once per call.
+                let mut n = left.load(Relaxed);
+                while n > 0 && sock.queued() < DEFAULT_HIGH_WATER {
                     let res = if chunk >= 4096 {
                         sock.write_bytes(data.clone())
                     } else {
                         sock.write(&data)
                     };
                     if res.is_err() {
-                        return;
+                        break;
                     }
-                    left.fetch_sub(1, Relaxed);
+                    n -= 1;
                 }
+                left.store(n, Relaxed);
             };
             let pump2 = pump.clone();
             let c4 = c3.clone();
@@ -1868,6 +1872,9 @@ mod cb {
     struct Echo {
         msg: usize,
         have: Vec<u8>,
+        /// The message in flight, kept to check the echo against (as the
+        /// other clients keep theirs): made once per message.
+        sent: [u8; 128],
     }
 
     fn echo_many(two: bool, clock: &Arc<Clock>, n: usize, msgs: usize) -> io::Result<()> {
@@ -1904,9 +1911,12 @@ mod cb {
             let connected = Arc::new(AtomicUsize::new(0));
             let finished = Arc::new(AtomicUsize::new(0));
             for i in 0..n {
+                let mut sent = [0u8; 128];
+                fill_msg(&mut sent, i, 0);
                 let state = Mutex::new(Echo {
                     msg: 0,
                     have: Vec::with_capacity(128),
+                    sent,
                 });
                 let (sk, cn, fin, c3, h3) = (
                     sockets.clone(),
@@ -1931,9 +1941,7 @@ mod cb {
                             if st.have.len() < 128 {
                                 break;
                             }
-                            let mut want = [0u8; 128];
-                            fill_msg(&mut want, i, st.msg);
-                            if st.have[..] != want[..] {
+                            if st.have[..] != st.sent[..] {
                                 c3.fail(corrupt().to_string());
                             }
                             st.have.clear();
@@ -1949,8 +1957,9 @@ mod cb {
                                 }
                                 return;
                             }
-                            fill_msg(&mut want, i, st.msg);
-                            let _ = sock.write(&want);
+                            let Echo { msg, sent, .. } = &mut *st;
+                            fill_msg(sent, i, *msg);
+                            let _ = sock.write(&sent[..]);
                         }
                     })
                     .event_cb(events(&c2))
