@@ -142,6 +142,8 @@ const IMPLS: &[&str] = &[
     "tokio-buf",
     "std",
 ];
+/// The most runs one child makes of a short measurement (see `child`).
+const INNER_RUNS: usize = 9;
 /// Reported peak RSS of echo-many goes under this workload name.
 const RSS: &str = "echo-many-rss";
 
@@ -188,7 +190,7 @@ impl Sizes {
                 idle_conns: 10_000,
                 pingpong_cap: Duration::from_secs(3),
                 echo_cap: Duration::from_secs(4),
-                inner: Duration::from_millis(400),
+                inner: Duration::from_secs(1),
                 reps: 5,
                 child_timeout: Duration::from_secs(120),
             }
@@ -604,9 +606,10 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
         "streamish-cb" => cb::run(w, two, sizes),
         _ => Err(io::Error::other("unknown implementation")),
     };
-    // A run shorter than `sizes.inner` is repeated (on a new connection, up to 5
-    // times in all) and the median taken: a 20 ms run is at the mercy of
-    // one scheduler hiccup. echo-many runs once, so its peak RSS is its own.
+    // A run shorter than `sizes.inner` is repeated (on a new connection, up to
+    // `INNER_RUNS` times in all) and the median taken: a 30 ms run is at the
+    // mercy of one scheduler hiccup, and a 0.4 s one of a burst of other
+    // load. echo-many runs once, so its peak RSS is its own.
     let cap = match w {
         "pingpong" => sizes.pingpong_cap,
         "echo-many" => sizes.echo_cap,
@@ -639,7 +642,7 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
         };
         rates.push(ops / t.as_secs_f64());
         total += ops;
-        if w == "echo-many" || rates.len() >= 5 || started.elapsed() >= sizes.inner {
+        if w == "echo-many" || rates.len() >= INNER_RUNS || started.elapsed() >= sizes.inner {
             break Ok(());
         }
     };
