@@ -38,7 +38,7 @@
 //! Loops are bounded in count and time: pingpong and echo-many stop at their
 //! count or their time cap and are rated over what they did; every child has
 //! a watchdog. Diagnostics on one child: `--child W M I [--quick] [--cap
-//! SECONDS] [--echo-conns N] [--alloc-hist]`. The method and the latest numbers are in
+//! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront]`. The method and the latest numbers are in
 //! `design/performance.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -162,6 +162,10 @@ struct Sizes {
     inner: Duration,
     reps: usize,
     child_timeout: Duration,
+    /// `--cb-upfront` (diagnostics): the callback writers make every write
+    /// at once in `connect_cb`, leaving all buffering to streamish, as a
+    /// cl-async program may, instead of pacing themselves with `write_cb`.
+    cb_upfront: bool,
 }
 
 impl Sizes {
@@ -179,6 +183,7 @@ impl Sizes {
                 inner: Duration::from_millis(150),
                 reps: 2,
                 child_timeout: Duration::from_secs(30),
+                cb_upfront: false,
             }
         } else {
             Sizes {
@@ -193,6 +198,7 @@ impl Sizes {
                 inner: Duration::from_secs(1),
                 reps: 5,
                 child_timeout: Duration::from_secs(120),
+                cb_upfront: false,
             }
         }
     }
@@ -245,6 +251,7 @@ fn main() {
         let cap = Duration::from_secs_f64(args[i + 1].parse().expect("--cap SECONDS"));
         (sizes.pingpong_cap, sizes.echo_cap) = (cap, cap);
     }
+    sizes.cb_upfront = args.iter().any(|a| a == "--cb-upfront");
     if let Some(i) = args.iter().position(|a| a == "--echo-conns") {
         // Diagnostics: how cost grows with the number of connections.
         sizes.echo_conns = args[i + 1].parse().expect("--echo-conns N");
@@ -1758,9 +1765,9 @@ mod cb {
         let ran = match w {
             "bulk-64k" | "bulk-1k" => {
                 let chunk = bulk_chunk(w);
-                stream(two, &clock, chunk, sz.bulk_bytes / chunk as u64)
+                stream(two, &clock, chunk, sz.bulk_bytes / chunk as u64, sz.cb_upfront)
             }
-            "small-writes" => stream(two, &clock, 16, sz.small_writes),
+            "small-writes" => stream(two, &clock, 16, sz.small_writes, sz.cb_upfront),
             "pingpong" => pingpong(two, &clock, sz.pingpong_rounds),
             "echo-many" => echo_many(two, &clock, sz.echo_conns, sz.echo_msgs),
             _ => Err(io::Error::other("unknown workload")),
@@ -1770,8 +1777,9 @@ mod cb {
 
     /// bulk and small-writes: `count` writes of `chunk` bytes, one
     /// `write` call each (`write_bytes`, which does not copy, for chunks
-    /// of 4 KiB and more), topped up to the high-water mark on every drain.
-    fn stream(two: bool, clock: &Arc<Clock>, chunk: usize, count: u64) -> io::Result<()> {
+    /// of 4 KiB and more), topped up to the high-water mark on every drain;
+    /// with `upfront`, all made at once in `connect_cb`.
+    fn stream(two: bool, clock: &Arc<Clock>, chunk: usize, count: u64, upfront: bool) -> io::Result<()> {
         let total = chunk as u64 * count;
         let (c1, c2, c3) = (clock.clone(), clock.clone(), clock.clone());
         let server = move || {
@@ -1792,17 +1800,21 @@ mod cb {
         let client = move |port| {
             let left = Arc::new(AtomicU64::new(count));
             let data = Bytes::from(vec![0xa5u8; chunk]);
+            let write = move |sock: &TcpSocket| {
+                if chunk >= 4096 {
+                    sock.write_bytes(data.clone())
+                } else {
+                    sock.write(&data)
+                }
+            };
+            let left2 = left.clone();
+            let write2 = write.clone();
             let pump = move |sock: &TcpSocket| {
                 // Only this connection's callbacks run it, one at a time:
                 // the count is read once and stored once per call.
                 let mut n = left.load(Relaxed);
                 while n > 0 && sock.queued() < DEFAULT_HIGH_WATER {
-                    let res = if chunk >= 4096 {
-                        sock.write_bytes(data.clone())
-                    } else {
-                        sock.write(&data)
-                    };
-                    if res.is_err() {
+                    if write2(sock).is_err() {
                         break;
                     }
                     n -= 1;
@@ -1814,6 +1826,16 @@ mod cb {
             client(port)
                 .connect_cb(move |sock| {
                     c4.start();
+                    if upfront {
+                        // Every write at once; write_cb then finds none left.
+                        left2.store(0, Relaxed);
+                        for _ in 0..count {
+                            if write(sock).is_err() {
+                                break;
+                            }
+                        }
+                        return;
+                    }
                     pump(sock)
                 })
                 .write_cb(pump2)

@@ -209,11 +209,17 @@ impl OutputQueue {
         self.chunks.is_empty().then_some(&self.tail[..])
     }
 
-    /// Fills `out` with the queued bytes, in order; returns how many slices.
-    pub(crate) fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+    /// Fills `out` with the first queued bytes, in order, at most `limit`
+    /// of them; returns how many slices.
+    pub(crate) fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>], limit: usize) -> usize {
         let parts = self.chunks.iter().map(|c| &c[..]).chain([&self.tail[..]]);
-        let mut n = 0;
+        let (mut n, mut room) = (0, limit);
         for part in parts.filter(|p| !p.is_empty()).take(out.len()) {
+            if room == 0 {
+                break;
+            }
+            let part = &part[..part.len().min(room)];
+            room -= part.len();
             out[n] = IoSlice::new(part);
             n += 1;
         }
@@ -274,7 +280,7 @@ mod tests {
         let mut out = Vec::new();
         while !q.is_empty() {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let n = q.io_slices(&mut iov);
+            let n = q.io_slices(&mut iov, usize::MAX);
             // Take a prime-sized bite to exercise partial advances.
             let mut want = 7usize;
             let mut took = 0;
@@ -310,6 +316,24 @@ mod tests {
         want.extend(b"ef");
         assert_eq!(drain(&mut q), want);
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn io_slices_stop_at_the_limit() {
+        let mut q = OutputQueue::default();
+        q.push_bytes(Bytes::from(vec![b'A'; 5000]));
+        q.push_bytes(Bytes::from(vec![b'B'; 5000]));
+        q.push_slice(b"tail");
+        let lens = |limit| {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = q.io_slices(&mut iov, limit);
+            iov[..n].iter().map(|s| s.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(lens(usize::MAX), [5000, 5000, 4]);
+        assert_eq!(lens(7000), [5000, 2000], "the last slice is cut to the limit");
+        assert_eq!(lens(5000), [5000]);
+        assert_eq!(lens(10_002), [5000, 5000, 2]);
+        assert_eq!(lens(0), Vec::<usize>::new());
     }
 
     #[test]

@@ -52,6 +52,14 @@ const FLUSH_BUDGET: usize = 16;
 /// flight few enough to stay in cache (bulk on one thread: twice the
 /// throughput; see `design/performance.md`).
 const WRITE_BUDGET: usize = 256 * 1024;
+/// The most one flush hands to the kernel before it yields, in writes of at
+/// most this much. A queue far above the high-water mark (the callback
+/// face's writes never wait, so a cl-async program may queue all it has at
+/// once) would otherwise go in writes of megabytes, filling the kernel's
+/// buffers before a reader on the same thread runs. Twice the default
+/// high-water mark, so a queue that just crossed the mark still goes in
+/// one write. Measured in `design/performance.md` (item 17).
+const FLUSH_BYTES: usize = 2 * DEFAULT_HIGH_WATER;
 
 pub(crate) struct Conn {
     input: Mutex<InputSide>,
@@ -647,12 +655,13 @@ impl Conn {
             return Poll::Pending;
         };
         let mut cx = cx;
+        let mut budget = FLUSH_BYTES;
         for _ in 0..FLUSH_BUDGET {
             let res = match out.queue.as_single() {
-                Some(one) => sys::write_vectored(io.get_ref(), &[IoSlice::new(one)]),
+                Some(one) => sys::write_vectored(io.get_ref(), &[IoSlice::new(&one[..one.len().min(budget)])]),
                 None => {
                     let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                    let n = out.queue.io_slices(&mut iov);
+                    let n = out.queue.io_slices(&mut iov, budget);
                     sys::write_vectored(io.get_ref(), &iov[..n])
                 }
             };
@@ -670,6 +679,10 @@ impl Conn {
                         out.drains += 1;
                         out.refuse_fast();
                         return Poll::Ready(Ok(()));
+                    }
+                    budget -= n.min(budget);
+                    if budget == 0 {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match cx.as_deref_mut() {
