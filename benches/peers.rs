@@ -38,8 +38,8 @@
 //! Loops are bounded in count and time: pingpong and echo-many stop at their
 //! count or their time cap and are rated over what they did; every child has
 //! a watchdog. Diagnostics on one child: `--child W M I [--quick] [--cap
-//! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront]`. The method and the latest numbers are in
-//! `design/performance.md`.
+//! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront]`. The method and
+//! the latest numbers are in `design/performance.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;

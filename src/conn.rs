@@ -637,7 +637,8 @@ impl Conn {
 
     /// Writes queued output until it is all out (Ready(Ok)), the kernel is
     /// full (Pending, woken when writable if `cx` is given), or the budget
-    /// is spent (Pending after waking `cx`, to let other tasks run).
+    /// is spent ([`FLUSH_BUDGET`] writes, or [`FLUSH_BYTES`] bytes when `cx`
+    /// is given; Pending after waking `cx`, to let other tasks run).
     fn flush_locked(&self, out: &mut OutputSide, cx: Option<&mut Context<'_>>) -> Poll<io::Result<()>> {
         if out.queue.is_empty() {
             return Poll::Ready(Ok(()));
@@ -654,8 +655,10 @@ impl Conn {
             }
             return Poll::Pending;
         };
+        // `force_output` (no context) pushes all the kernel takes, as it
+        // promises; the flushes of a task yield after `FLUSH_BYTES`.
+        let mut budget = if cx.is_some() { FLUSH_BYTES } else { usize::MAX };
         let mut cx = cx;
-        let mut budget = FLUSH_BYTES;
         for _ in 0..FLUSH_BUDGET {
             let res = match out.queue.as_single() {
                 Some(one) => sys::write_vectored(io.get_ref(), &[IoSlice::new(&one[..one.len().min(budget)])]),
