@@ -30,6 +30,57 @@ fn run_loop<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// `clear_output` (here through a stream over a callback connection's
+/// socket) empties the queue, and a write made after it from outside a
+/// callback (a task on the loop) still goes out, even when the driver ran
+/// in between and found nothing to send: the small-write fast path must
+/// not take it for a write joining a queue whose flush is coming.
+#[test]
+fn a_write_after_clear_output_still_goes_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // A deadline, not a wait: the bytes come at once or not at all.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while !got.ends_with(b"tail") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got // dropped here: the client reads end of file and its loop ends
+    });
+    run_loop(|| {
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(|sock| {
+                let sock = sock.clone();
+                // A stream over the socket, for `clear_output`.
+                let mut stream = streamish::TcpStream::from(sock.clone());
+                streamish::spawn(async move {
+                    sock.write(b"x")?; // wakes the driver; small writes may now join
+                    stream.clear_output(); // gone before the driver runs
+                    for _ in 0..4 {
+                        // The driver runs and finds nothing to send.
+                        futures_lite::future::yield_now().await;
+                    }
+                    sock.write(b"tail")
+                })
+                .unwrap();
+            })
+            .read_cb(|_, _| {})
+            .spawn()
+            .unwrap();
+    });
+    assert_eq!(
+        peer.join().unwrap(),
+        b"tail",
+        "the cleared byte is gone, the later write arrives"
+    );
+}
+
 /// A server's handle, for callbacks made before the server exists.
 #[derive(Clone, Default)]
 struct Slot(Arc<std::sync::OnceLock<TcpServerHandle>>);

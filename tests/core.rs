@@ -444,12 +444,13 @@ fn small_writes_keep_order_across_handles_and_fail_while_closing() {
 
 /// Once a small write has joined a non-empty queue, the next ones join
 /// without testing the connection's state again, until something resets
-/// that. A close, a half-close asked for through a socket handle and new
-/// water marks must each reach the next write (`write_all`, and
+/// that. A close, a half-close asked for through a socket handle, new
+/// water marks and a `shutdown(Write)` made directly on the socket must
+/// each reach the next write (`write_all`, and
 /// `write_sequence` / `TcpSocket::write`, which never wait), whether the
 /// stream is the only handle (no lock taken) or a clone exists.
 #[test]
-fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
+fn small_writes_after_a_queued_one_see_close_half_close_new_marks_and_shutdown() {
     run(async {
         for keep_clone in [false, true] {
             let hold = |c: &TcpStream| keep_clone.then(|| c.socket().clone());
@@ -497,6 +498,22 @@ fn small_writes_after_a_queued_one_see_close_half_close_and_new_marks() {
             let mut got = [0u8; 3];
             peer.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"abc");
+
+            // `shutdown(Write)` shuts the socket at once, without a flush:
+            // the queued bytes cannot go, and later writes fail at once.
+            let (mut client, mut peer) = pair().await;
+            let _clone = hold(&client);
+            client.write_all(b"a").await.unwrap();
+            client.write_all(b"b").await.unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_closed(client.write_all(b"late").await, "write_all after shutdown(Write)");
+            assert_closed(client.write_sequence(b"late"), "write_sequence after shutdown(Write)");
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            assert!(
+                got.is_empty(),
+                "shutdown(Write) sends no queued byte (clone: {keep_clone})"
+            );
         }
     });
 }
@@ -615,6 +632,69 @@ fn request_response_with_write_sequence_without_flush() {
 // ---------------------------------------------------------------------------
 // Backpressure holds memory bounded against a peer that does not read.
 // ---------------------------------------------------------------------------
+
+/// Hysteresis: a writer held back at the high-water mark stays held until
+/// its queue is down to the low-water mark, even for small writes that
+/// would fit under the high mark (the small-write fast path included). The
+/// marks are far apart and the peer reads a little at a time, so the
+/// kernel makes room in pieces smaller than the queue and flushes leave it
+/// between the two marks.
+///
+/// Held means `Pending` without a wake-up (waiting for room in the kernel);
+/// a `Pending` that wakes the task at once is a budget's yield, not
+/// backpressure.
+#[test]
+fn a_held_writer_resumes_only_at_the_low_water_mark() {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    run(async {
+        let (mut client, mut peer) = pair().await;
+        let (high, low) = (1 << 20, 256 << 10);
+        client.socket().set_water_marks(high, low).unwrap();
+        let small = [5u8; 100];
+        let mut buf = vec![0u8; 4096];
+        let (mut held, mut resumed) = (false, 0);
+        for _ in 0..200_000 {
+            let flag = Arc::new(Flag::default());
+            let waker = Waker::from(flag.clone());
+            match Pin::new(&mut client).poll_write(&mut Context::from_waker(&waker), &small) {
+                Poll::Pending => held |= !flag.0.load(Ordering::SeqCst),
+                Poll::Ready(res) => {
+                    assert_eq!(res.unwrap(), small.len());
+                    if held {
+                        assert!(
+                            client.queued() <= low + small.len(),
+                            "resumed with {} bytes queued",
+                            client.queued()
+                        );
+                        held = false;
+                        resumed += 1;
+                    }
+                }
+            }
+            // The peer reads only while the writer is held: a write that is
+            // accepted adds to the queue, one that is not pushes it out.
+            if held {
+                if let Some(n) = poll_once(peer.read(&mut buf)).await {
+                    n.unwrap();
+                }
+            }
+            if resumed == 5 {
+                break;
+            }
+        }
+        assert_eq!(resumed, 5, "the writer was held back and resumed five times");
+    });
+}
 
 #[test]
 fn backpressure_bounds_the_queue_against_a_peer_that_does_not_read() {
