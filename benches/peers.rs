@@ -18,6 +18,10 @@
 //! * `streamish`: `TcpServer`/`TcpStream` with futures-lite's
 //!   `AsyncReadExt`/`AsyncWriteExt`, defaults only (it sets `TCP_NODELAY`);
 //! * `streamish-cb`: the callback face (`tcp_connect`/`tcp_server`);
+//! * `streamish-tokio`: the await face run by tokio instead (full runs, or
+//!   `--impls`): the same workload code on tokio `current_thread` runtimes,
+//!   tasks spawned with `spawn_local`, as a tokio application runs
+//!   streamish; async-io's reactor then runs on async-io's own thread;
 //! * `async-io`: raw `Async<std::net::TcpStream>` with futures-lite;
 //! * `smol`: `smol::net` (async-net);
 //! * `tokio`: `tokio::net`; `tokio-buf` wraps the writer in a `BufWriter`
@@ -136,6 +140,7 @@ const MODELS: &[&str] = &["1t", "2t"];
 const IMPLS: &[&str] = &[
     "streamish",
     "streamish-cb",
+    "streamish-tokio",
     "async-io",
     "smol",
     "tokio",
@@ -166,6 +171,10 @@ struct Sizes {
     /// at once in `connect_cb`, leaving all buffering to streamish, as a
     /// cl-async program may, instead of pacing themselves with `write_cb`.
     cb_upfront: bool,
+    /// `--cb-batch N` (diagnostics): the callback writers make at most `N`
+    /// writes per `write_cb` (and in `connect_cb`) instead of topping the
+    /// queue up to the high-water mark; 1 is one write per drain.
+    cb_batch: u64,
 }
 
 impl Sizes {
@@ -184,6 +193,7 @@ impl Sizes {
                 reps: 2,
                 child_timeout: Duration::from_secs(30),
                 cb_upfront: false,
+                cb_batch: u64::MAX,
             }
         } else {
             Sizes {
@@ -199,6 +209,7 @@ impl Sizes {
                 reps: 5,
                 child_timeout: Duration::from_secs(120),
                 cb_upfront: false,
+                cb_batch: u64::MAX,
             }
         }
     }
@@ -208,6 +219,7 @@ impl Sizes {
 fn takes_part(workload: &str, model: &str, imp: &str) -> bool {
     match imp {
         "streamish-cb" => cb::AVAILABLE,
+        "streamish-tokio" => workload != "idle",
         "tokio-buf" => matches!(workload, "bulk-1k" | "small-writes"),
         // std has no one-thread model (blocking sockets need a thread per
         // side); idle is measured once, under `1t`, with a thread per
@@ -252,6 +264,9 @@ fn main() {
         (sizes.pingpong_cap, sizes.echo_cap) = (cap, cap);
     }
     sizes.cb_upfront = args.iter().any(|a| a == "--cb-upfront");
+    if let Some(i) = args.iter().position(|a| a == "--cb-batch") {
+        sizes.cb_batch = args[i + 1].parse().expect("--cb-batch N");
+    }
     if let Some(i) = args.iter().position(|a| a == "--echo-conns") {
         // Diagnostics: how cost grows with the number of connections.
         sizes.echo_conns = args[i + 1].parse().expect("--echo-conns N");
@@ -296,6 +311,9 @@ fn main() {
                 .iter()
                 .copied()
                 .filter(|i| takes_part(w, m, i) && chosen(&impls_only, i))
+                // Not one of the peers: left out of the one-minute pass
+                // unless asked for.
+                .filter(|i| !(quick && impls_only.is_none() && *i == "streamish-tokio"))
                 .collect();
             cases.push((*w, *m, imps));
         }
@@ -438,6 +456,36 @@ fn print_ratios(median: &Medians<'_>) {
                 Some(c) if s > 0.0 => println!(" {:>14}", format!("{:.2}x", c / s)),
                 _ => println!(" {:>14}", "-"),
             }
+        }
+    }
+    // The await face on tokio's runtime, against tokio's own streams and
+    // against itself on async-io's `block_on`.
+    let mut rows = Vec::new();
+    for w in WORKLOADS.iter().chain([&RSS]) {
+        for m in MODELS {
+            if let Some(t) = median(&key(w, m, "streamish-tokio")) {
+                let vs = |p: &str| match median(&key(w, m, p)) {
+                    Some(v) if v > 0.0 => format!("{:.2}x", t / v),
+                    _ => "-".to_owned(),
+                };
+                rows.push(format!(
+                    "{w:<14} {m:<5} {:>14} {:>10} {:>10}",
+                    format!("{t:.0} {}", unit_of(w)),
+                    vs("tokio"),
+                    vs("streamish")
+                ));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        println!();
+        println!("streamish on tokio's runtime (streamish-tokio) / tokio, and / streamish on async-io's block_on");
+        println!(
+            "{:<14} {:<5} {:>14} {:>10} {:>10}",
+            "workload", "model", "on tokio", "tokio", "streamish"
+        );
+        for r in rows {
+            println!("{r}");
         }
     }
 }
@@ -605,6 +653,10 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
     let two = m == "2t";
     let once = || match imp {
         "streamish" => fut::run::<fut::Streamish>(w, two, sizes),
+        "streamish-tokio" => {
+            fut::on_tokio(true);
+            fut::run::<fut::Streamish>(w, two, sizes)
+        }
         "async-io" => fut::run::<fut::AsyncIo>(w, two, sizes),
         "smol" => fut::run::<fut::Smol>(w, two, sizes),
         "tokio" => tok::run(w, two, false, sizes),
@@ -844,10 +896,69 @@ fn idle_clients(addr: SocketAddr, n: usize) -> mpsc::Receiver<io::Result<()>> {
 
 mod fut {
     use super::*;
-    use async_io::{Async, block_on};
+    use async_io::Async;
     use futures_lite::future;
     use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use smol::LocalExecutor;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// `streamish-tokio`: the await face on tokio's `current_thread`
+    /// runtime, its tasks spawned with `spawn_local`, as a tokio
+    /// application runs it. The thread then parks in tokio's driver, and
+    /// async-io's reactor runs on async-io's own thread.
+    static ON_TOKIO: AtomicBool = AtomicBool::new(false);
+
+    pub fn on_tokio(on: bool) {
+        ON_TOKIO.store(on, Relaxed);
+    }
+
+    /// Runs `f` to completion on this thread: in `async_io::block_on`, or
+    /// in a tokio `current_thread` runtime with a `LocalSet`.
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        if !ON_TOKIO.load(Relaxed) {
+            return async_io::block_on(f);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        tokio::task::LocalSet::new().block_on(&rt, f)
+    }
+
+    /// Runs `f` with the tasks of `ex` (which tokio leaves empty: its
+    /// tasks go to the runtime).
+    fn run_with<T>(ex: &LocalExecutor<'_>, f: impl Future<Output = T>) -> T {
+        if ON_TOKIO.load(Relaxed) {
+            block_on(f)
+        } else {
+            block_on(ex.run(f))
+        }
+    }
+
+    /// A spawned task, on smol's executor or on tokio's.
+    enum Task<T> {
+        Smol(smol::Task<T>),
+        Tokio(tokio::task::JoinHandle<T>),
+    }
+
+    impl<T> Future for Task<T> {
+        type Output = T;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+            match self.get_mut() {
+                Task::Smol(t) => Pin::new(t).poll(cx),
+                Task::Tokio(t) => Pin::new(t).poll(cx).map(|r| r.expect("a tokio task panicked")),
+            }
+        }
+    }
+
+    fn spawn<T: 'static>(ex: &LocalExecutor<'_>, f: impl Future<Output = T> + 'static) -> Task<T> {
+        if ON_TOKIO.load(Relaxed) {
+            Task::Tokio(tokio::task::spawn_local(f))
+        } else {
+            Task::Smol(ex.spawn(f))
+        }
+    }
 
     /// What differs between the three: how to listen, accept and connect.
     pub trait Net: 'static {
@@ -1032,11 +1143,11 @@ mod fut {
     ) -> io::Result<Duration>
     where
         C: Future<Output = io::Result<()>>,
-        S: Future<Output = io::Result<()>>,
+        S: Future<Output = io::Result<()>> + 'static,
     {
         if !two {
             let ex = LocalExecutor::new();
-            return block_on(ex.run(async {
+            return run_with(&ex, async {
                 let (l, addr) = N::bind().await?;
                 let (c, s) = future::try_zip(N::connect(addr), N::accept(&l)).await?;
                 if nodelay {
@@ -1044,11 +1155,11 @@ mod fut {
                     N::nodelay(&s)?;
                 }
                 let t0 = start_timed();
-                let srv = ex.spawn(server(s));
+                let srv = spawn(&ex, server(s));
                 client(c).await?;
                 srv.await?;
                 Ok(t0.elapsed())
-            }));
+            });
         }
         let (tx, rx) = mpsc::channel();
         let go = Arc::new(Barrier::new(2));
@@ -1088,12 +1199,12 @@ mod fut {
         ex: &LocalExecutor<'a>,
         l: &N::Listener,
         n: usize,
-    ) -> io::Result<Vec<smol::Task<io::Result<()>>>> {
+    ) -> io::Result<Vec<Task<io::Result<()>>>> {
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {
             let s = N::accept(l).await?;
             N::nodelay(&s)?;
-            tasks.push(ex.spawn(echo(s)));
+            tasks.push(spawn(ex, echo(s)));
         }
         Ok(tasks)
     }
@@ -1113,7 +1224,7 @@ mod fut {
         let tasks: Vec<_> = conns
             .into_iter()
             .enumerate()
-            .map(|(i, c)| ex.spawn(echo_client(c, i, msgs)))
+            .map(|(i, c)| spawn(ex, echo_client(c, i, msgs)))
             .collect();
         for t in tasks {
             t.await?;
@@ -1124,17 +1235,17 @@ mod fut {
     fn echo_many<N: Net>(two: bool, n: usize, msgs: usize) -> io::Result<Duration> {
         if !two {
             let ex = LocalExecutor::new();
-            return block_on(ex.run(async {
+            return run_with(&ex, async {
                 let (l, addr) = N::bind().await?;
                 let (_servers, conns) = future::try_zip(accept_all::<N>(&ex, &l, n), connect_all::<N>(addr, n)).await?;
                 clients::<N>(&ex, conns, msgs).await
-            }));
+            });
         }
         let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let srv = thread::spawn(move || {
             let ex = LocalExecutor::new();
-            block_on(ex.run(async {
+            run_with(&ex, async {
                 let (l, addr) = N::bind().await?;
                 tx.send(addr).map_err(io::Error::other)?;
                 let tasks = accept_all::<N>(&ex, &l, n).await?;
@@ -1143,16 +1254,16 @@ mod fut {
                     t.await?;
                 }
                 io::Result::Ok(())
-            }))
+            })
         });
         let cli = thread::spawn(move || {
             let ex = LocalExecutor::new();
-            block_on(ex.run(async {
+            run_with(&ex, async {
                 let addr = rx.recv().map_err(io::Error::other)?;
                 let conns = connect_all::<N>(addr, n).await?;
                 ready_rx.recv().map_err(io::Error::other)?;
                 clients::<N>(&ex, conns, msgs).await
-            }))
+            })
         });
         let c = cli.join().map_err(|_| io::Error::other("client panicked"))?;
         let s = srv.join().map_err(|_| io::Error::other("server panicked"))?;
@@ -1765,9 +1876,9 @@ mod cb {
         let ran = match w {
             "bulk-64k" | "bulk-1k" => {
                 let chunk = bulk_chunk(w);
-                stream(two, &clock, chunk, sz.bulk_bytes / chunk as u64, sz.cb_upfront)
+                stream(two, &clock, chunk, sz.bulk_bytes / chunk as u64, sz)
             }
-            "small-writes" => stream(two, &clock, 16, sz.small_writes, sz.cb_upfront),
+            "small-writes" => stream(two, &clock, 16, sz.small_writes, sz),
             "pingpong" => pingpong(two, &clock, sz.pingpong_rounds),
             "echo-many" => echo_many(two, &clock, sz.echo_conns, sz.echo_msgs),
             _ => Err(io::Error::other("unknown workload")),
@@ -1779,7 +1890,8 @@ mod cb {
     /// `write` call each (`write_bytes`, which does not copy, for chunks
     /// of 4 KiB and more), topped up to the high-water mark on every drain;
     /// with `upfront`, all made at once in `connect_cb`.
-    fn stream(two: bool, clock: &Arc<Clock>, chunk: usize, count: u64, upfront: bool) -> io::Result<()> {
+    fn stream(two: bool, clock: &Arc<Clock>, chunk: usize, count: u64, sz: &Sizes) -> io::Result<()> {
+        let (upfront, batch) = (sz.cb_upfront, sz.cb_batch);
         let total = chunk as u64 * count;
         let (c1, c2, c3) = (clock.clone(), clock.clone(), clock.clone());
         let server = move || {
@@ -1813,7 +1925,8 @@ mod cb {
                 // Only this connection's callbacks run it, one at a time:
                 // the count is read once and stored once per call.
                 let mut n = left.load(Relaxed);
-                while n > 0 && sock.queued() < DEFAULT_HIGH_WATER {
+                let stop = n.saturating_sub(batch);
+                while n > stop && sock.queued() < DEFAULT_HIGH_WATER {
                     if write2(sock).is_err() {
                         break;
                     }

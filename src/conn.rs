@@ -172,7 +172,7 @@ impl OutputSide {
 
 fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
     match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
+        Some(w) if same_task(w, cx.waker()) => {}
         _ => *slot = Some(cx.waker().clone()),
     }
 }
@@ -1034,6 +1034,9 @@ fn writable(out: &mut OutputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Res
 ///
 /// One task waits per direction, as with `poll_readable`: a second one
 /// takes over, and the task it replaces in `waiter` is woken to try again.
+/// The same task polling again is never woken by it (see [`same_task`]):
+/// that wake-up would poll it again, and it would wake itself again, for
+/// as long as it waits.
 pub(crate) fn poll_ready<F>(
     slot: &mut Option<F>,
     make: impl FnOnce() -> F,
@@ -1047,7 +1050,7 @@ where
     match res {
         Poll::Ready(_) => *slot = None,
         Poll::Pending => match waiter {
-            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) if same_task(w, cx.waker()) => {}
             _ => {
                 if let Some(old) = waiter.replace(cx.waker().clone()) {
                     old.wake();
@@ -1056,6 +1059,18 @@ where
         },
     }
     res
+}
+
+/// Whether two wakers wake the same task: `will_wake`, or the same data
+/// pointer. tokio's `block_on` polls its future (the body of
+/// `#[tokio::main]`) with a borrowed waker whose clones carry another copy
+/// of its vtable (tokio 1.54, release builds), so a clone never
+/// `will_wake`s the waker it came from; the data pointer, the task's own
+/// address for every executor we know, is the same. Taken for two tasks,
+/// each poll of a waiting read woke the previous "task" (itself), and the
+/// read spun for as long as it waited (`tests/executors.rs`).
+fn same_task(a: &Waker, b: &Waker) -> bool {
+    a.will_wake(b) || a.data() == b.data()
 }
 
 /// Reads and discards what the kernel holds, bounded, so that closing the

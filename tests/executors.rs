@@ -151,6 +151,134 @@ async fn under_tokio_multi_thread() {
     .await;
 }
 
+/// An executor whose waker's clones never `will_wake` the waker they were
+/// cloned from, as tokio's `block_on` polls the body of `#[tokio::main]`
+/// (in release builds: the clone carries another copy of the vtable). A
+/// waiting read took each new poll's waker for another task's and woke the
+/// old one to hand over, which polled it again: it spun for as long as it
+/// waited, a CPU busy on an idle connection.
+///
+/// Building such a waker takes `RawWaker`, hence the `unsafe` here: both
+/// vtables are the same `Arc` functions, and the data is the `Arc`'s.
+mod split_waker {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+    use std::thread::Thread;
+
+    pub struct Signal {
+        pub woken: AtomicBool,
+        pub thread: Thread,
+    }
+
+    // Two identical vtables: the borrowed waker's and its clones'.
+    static BORROWED: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+    static CLONED: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` came from `Arc::into_raw` (see `borrowed`) and
+        // every waker made from it holds one count.
+        unsafe { Arc::increment_strong_count(data.cast::<Signal>()) };
+        RawWaker::new(data, &CLONED)
+    }
+
+    unsafe fn wake(data: *const ()) {
+        unsafe { wake_by_ref(data) };
+        unsafe { drop(data) };
+    }
+
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: the waker holds a count, so the `Signal` is alive.
+        let s = unsafe { &*data.cast::<Signal>() };
+        s.woken.store(true, Ordering::Release);
+        s.thread.unpark();
+    }
+
+    unsafe fn drop(data: *const ()) {
+        // SAFETY: gives back the count this waker held.
+        unsafe { Arc::decrement_strong_count(data.cast::<Signal>()) };
+    }
+
+    /// The waker a poll gets; its clones carry the other vtable.
+    pub fn borrowed(signal: &Arc<Signal>) -> Waker {
+        let data = Arc::into_raw(signal.clone()).cast::<()>();
+        // SAFETY: the vtable's functions keep `Arc`'s counting contract.
+        unsafe { Waker::from_raw(RawWaker::new(data, &BORROWED)) }
+    }
+}
+
+#[test]
+fn a_waiting_read_does_not_wake_itself_when_its_wakers_clones_look_foreign() {
+    use std::io::Write;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+
+    const MAX_POLLS: usize = 1_000;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut client = async_io::block_on(TcpStream::connect(addr)).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    // The peer writes once the executor has nothing to poll: a read that
+    // keeps waking itself never lets it.
+    let (go, went) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        if went.recv().is_ok() {
+            peer.write_all(b"x").unwrap();
+        }
+    });
+
+    let mut buf = [0u8; 1];
+    let read = client.read(&mut buf);
+    // A second branch wakes the future once, so the waiting read is polled
+    // a second time, as under `select!` or `join!`.
+    let mut nudged = false;
+    let nudge = std::future::poll_fn(|cx| {
+        if !std::mem::replace(&mut nudged, true) {
+            cx.waker().wake_by_ref();
+        }
+        Poll::<io::Result<usize>>::Pending
+    });
+    let mut fut = pin!(futures_lite::future::or(read, nudge));
+    let signal = Arc::new(split_waker::Signal {
+        woken: AtomicBool::new(false),
+        thread: std::thread::current(),
+    });
+    let waker = split_waker::borrowed(&signal);
+    let mut cx = Context::from_waker(&waker);
+    let (mut polls, mut told) = (0, false);
+    let got = loop {
+        polls += 1;
+        if let Poll::Ready(res) = fut.as_mut().poll(&mut cx) {
+            break Some(res);
+        }
+        if polls >= MAX_POLLS {
+            break None;
+        }
+        if !signal.woken.swap(false, Ordering::AcqRel) {
+            if !told {
+                told = true;
+                go.send(()).unwrap();
+            }
+            // Bounded by `LIMIT` in case the wake-up never comes.
+            let deadline = std::time::Instant::now() + common::LIMIT;
+            while !signal.woken.swap(false, Ordering::AcqRel) && std::time::Instant::now() < deadline {
+                std::thread::park_timeout(common::LIMIT);
+            }
+        }
+    };
+    drop(go);
+    writer.join().unwrap();
+    assert!(
+        got.is_some(),
+        "the waiting read was polled {polls} times with nothing new to read"
+    );
+    assert_eq!(got.unwrap().unwrap(), 1);
+    assert_eq!(buf, *b"x");
+    assert!(polls <= 4, "polled {polls} times: twice waiting, once ready");
+}
+
 /// A streamish client against a peer written with tokio's own sockets, and
 /// a streamish stream driven through tokio's io traits (tokio-util compat).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
