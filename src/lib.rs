@@ -33,6 +33,15 @@
 //! already run (smol, tokio, async-executor). I/O readiness comes from
 //! async-io's reactor; name resolution runs on `blocking`'s thread pool.
 //!
+//! The reactor runs on the thread that parks in `async_io::block_on` (as
+//! `smol::block_on` and [`with_event_loop`] do), and on async-io's own
+//! thread otherwise. Under another runtime, tokio's for one, every
+//! readiness event is therefore handed from that thread to the runtime's:
+//! everything works, but a round trip pays two thread wake-ups. Where
+//! round trips matter, give streamish a thread that parks in
+//! `async_io::block_on`, and talk to the rest of the program over
+//! channels (`design/performance.md` has the measurements).
+//!
 //! # Examples
 //!
 //! The await face: connect, write without flushing, read the reply.

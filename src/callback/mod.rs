@@ -226,6 +226,62 @@ macro_rules! common_options {
         /// `write-cb`: called each time the queued output has all been handed
         /// to the kernel (once per drain), so a writer can wait for it
         /// before writing more.
+        ///
+        /// Each call follows the `send` that emptied the queue, so a writer
+        /// that streams should queue a good amount per call: up to the
+        /// high-water mark ([`TcpSocket::queued`] against
+        /// [`TcpSocket::water_marks`]), which keeps the kernel busy at
+        /// full speed with 64 KiB in memory. One small write per call is
+        /// one `send` per write, and with `TCP_NODELAY` one TCP segment per
+        /// write (1 KiB writes so: about 150 MiB/s on loopback, against
+        /// 2–3 GiB/s topped up to the mark).
+        ///
+        /// # Examples
+        ///
+        /// A writer that sends 1 MiB in 1 KiB writes, paced by `write_cb`:
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        /// use streamish::{ReadData, TcpSocket, tcp_connect, tcp_server, with_event_loop};
+        ///
+        /// const WRITES: usize = 1024;
+        /// let got = Arc::new(AtomicUsize::new(0));
+        /// let counted = got.clone();
+        /// with_event_loop(move || -> std::io::Result<()> {
+        ///     let server = tcp_server("127.0.0.1", 0)
+        ///         .read_cb(move |_, data| {
+        ///             if let ReadData::Bytes(b) = data {
+        ///                 counted.fetch_add(b.len(), Relaxed);
+        ///             }
+        ///         })
+        ///         .spawn()?;
+        ///     let port = server.local_addr().port();
+        ///     let left = Arc::new(AtomicUsize::new(WRITES));
+        ///     let pump = move |sock: &TcpSocket| {
+        ///         // Top the queue up to the high-water mark.
+        ///         let (high, _) = sock.water_marks();
+        ///         let mut n = left.load(Relaxed);
+        ///         while n > 0 && sock.queued() < high {
+        ///             sock.write(&[7; 1024]).unwrap();
+        ///             n -= 1;
+        ///         }
+        ///         left.store(n, Relaxed);
+        ///         if n == 0 && sock.is_open() {
+        ///             sock.close(); // what is queued still goes out
+        ///             server.close();
+        ///         }
+        ///     };
+        ///     tcp_connect("127.0.0.1", port)
+        ///         .connect_cb(pump.clone())
+        ///         .write_cb(pump)
+        ///         .spawn()?;
+        ///     Ok(())
+        /// })
+        /// .unwrap()
+        /// .unwrap();
+        /// assert_eq!(got.load(Relaxed), WRITES * 1024);
+        /// ```
         pub fn write_cb(mut self, f: impl Fn(&TcpSocket) + Send + Sync + 'static) -> Self {
             self.cbs.write = Some(std::sync::Arc::new(f));
             self
