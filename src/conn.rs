@@ -13,10 +13,8 @@
 //! across an `.await`; a lock is held across one system call at most.
 
 use std::any::Any;
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
@@ -28,6 +26,7 @@ use bytes::Bytes;
 use crate::buf::{InputBuf, MAX_IOV, MIN_READ, OutputQueue};
 use crate::event::Event;
 use crate::sys;
+use crate::wait::{Waiters, poll_ready, same_task};
 
 /// The shared socket.
 pub(crate) type Io = Arc<Async<TcpStream>>;
@@ -95,7 +94,8 @@ struct InputSide {
     /// `EAGAIN` (tokio's short-read rule).
     drained: bool,
     error: Option<io::ErrorKind>,
-    waker: Option<Waker>,
+    /// The tasks waiting to read (or for the connection, before it is up).
+    waiters: Waiters,
     total: u64,
     /// The wait for readability in progress (see [`poll_ready`]).
     readable: Option<ReadableOwned<TcpStream>>,
@@ -119,7 +119,9 @@ struct OutputSide {
     /// [`WRITE_BUDGET`]).
     run: u32,
     error: Option<io::ErrorKind>,
-    waker: Option<Waker>,
+    /// The tasks waiting to write or flush (for room in the kernel, below
+    /// the low-water mark, or for the connection).
+    waiters: Waiters,
     total: u64,
     /// The wait for writability in progress (see [`poll_ready`]). Boxed,
     /// unlike the read wait: a writer waits only when the kernel's buffer
@@ -193,7 +195,7 @@ impl Conn {
                 eof: false,
                 drained: false,
                 error: None,
-                waker: None,
+                waiters: Waiters::None,
                 total: 0,
                 readable: None,
             }),
@@ -206,7 +208,7 @@ impl Conn {
                 shut: false,
                 shut_requested: false,
                 error: None,
-                waker: None,
+                waiters: Waiters::None,
                 total: 0,
                 writable: None,
                 drains: 0,
@@ -245,9 +247,10 @@ impl Conn {
             }
             i.io = Some(io.clone());
             o.io = Some(io);
-            (i.waker.take(), o.waker.take())
+            (i.waiters.take(), o.waiters.take())
         };
-        w1.into_iter().chain(w2).for_each(Waker::wake);
+        w1.wake();
+        w2.wake();
         self.wake_driver();
     }
 
@@ -410,7 +413,7 @@ impl Conn {
                 return Poll::Ready(Err(Event::closed()));
             }
             // Not connected yet: `attach` wakes us.
-            store_waker(&mut inp.waker, cx);
+            inp.waiters.register(cx);
             return Poll::Pending;
         };
         loop {
@@ -630,9 +633,7 @@ impl Conn {
         out.held = false;
         out.refuse_fast();
         self.out_len.store(0, Ordering::Release);
-        if let Some(w) = out.waker.take() {
-            w.wake();
-        }
+        out.waiters.take().wake();
     }
 
     /// Writes queued output until it is all out (Ready(Ok)), the kernel is
@@ -651,7 +652,7 @@ impl Conn {
                 return Poll::Ready(Err(Event::closed()));
             }
             if let Some(cx) = cx {
-                store_waker(&mut out.waker, cx);
+                out.waiters.register(cx);
             }
             return Poll::Pending;
         };
@@ -740,11 +741,9 @@ impl Conn {
             let mut out = self.output();
             out.shut_requested = true;
             out.refuse_fast();
-            out.waker.take()
+            out.waiters.take()
         };
-        if let Some(w) = w {
-            w.wake();
-        }
+        w.wake();
         self.wake_driver();
     }
 
@@ -908,7 +907,7 @@ impl Conn {
             other => return other,
         }
         if out.io.is_none() {
-            store_waker(&mut out.waker, cx);
+            out.waiters.register(cx);
             return Poll::Pending;
         }
         Poll::Ready(shutdown_locked(&mut out))
@@ -921,11 +920,9 @@ impl Conn {
             let w = {
                 let mut out = self.output();
                 out.refuse_fast();
-                out.waker.take()
+                out.waiters.take()
             };
-            if let Some(w) = w {
-                w.wake();
-            }
+            w.wake();
             self.wake_driver();
         }
     }
@@ -983,7 +980,7 @@ impl Conn {
             o.queue.clear();
             o.refuse_fast();
             self.out_len.store(0, Ordering::Release);
-            (i.io.take(), o.io.take(), i.waker.take(), o.waker.take())
+            (i.io.take(), o.io.take(), i.waiters.take(), o.waiters.take())
         };
         if !abort {
             if let Some(io) = &io_in {
@@ -992,7 +989,8 @@ impl Conn {
         }
         drop(io_in);
         drop(io_out);
-        w1.into_iter().chain(w2).for_each(Waker::wake);
+        w1.wake();
+        w2.wake();
         self.wake_driver();
         self.set_data(None);
     }
@@ -1009,68 +1007,16 @@ fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
 }
 
 fn readable(inp: &mut InputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waker, cx)
+    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waiters, cx)
 }
 
 fn writable(out: &mut OutputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     poll_ready(
         &mut out.writable,
         || Box::new(io.clone().writable_owned()),
-        &mut out.waker,
+        &mut out.waiters,
         cx,
     )
-}
-
-/// Waits for readiness through a wait kept in `slot` across polls
-/// (`make` starts it: `readable_owned` or `writable_owned`).
-///
-/// Not `Async::poll_readable` / `poll_writable`: they record the reactor's
-/// tick anew at every registration, and ignore an event of the tick they
-/// recorded. A task that is woken and polls again after the reactor thread
-/// has begun its next tick therefore takes each event as stale, and can go
-/// on doing so: a read then hangs with its bytes or its end of file in the
-/// kernel (seen in `tests/faults.rs`; smol-rs/async-io#156). The owned
-/// futures record the tick once, when the wait starts.
-///
-/// One task waits per direction, as with `poll_readable`: a second one
-/// takes over, and the task it replaces in `waiter` is woken to try again.
-/// The same task polling again is never woken by it (see [`same_task`]):
-/// that wake-up would poll it again, and it would wake itself again, for
-/// as long as it waits.
-pub(crate) fn poll_ready<F>(
-    slot: &mut Option<F>,
-    make: impl FnOnce() -> F,
-    waiter: &mut Option<Waker>,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<()>>
-where
-    F: Future<Output = io::Result<()>> + Unpin,
-{
-    let res = Pin::new(slot.get_or_insert_with(make)).poll(cx);
-    match res {
-        Poll::Ready(_) => *slot = None,
-        Poll::Pending => match waiter {
-            Some(w) if same_task(w, cx.waker()) => {}
-            _ => {
-                if let Some(old) = waiter.replace(cx.waker().clone()) {
-                    old.wake();
-                }
-            }
-        },
-    }
-    res
-}
-
-/// Whether two wakers wake the same task: `will_wake`, or the same data
-/// pointer. tokio's `block_on` polls its future (the body of
-/// `#[tokio::main]`) with a borrowed waker whose clones carry another copy
-/// of its vtable (tokio 1.54, release builds), so a clone never
-/// `will_wake`s the waker it came from; the data pointer, the task's own
-/// address for every executor we know, is the same. Taken for two tasks,
-/// each poll of a waiting read woke the previous "task" (itself), and the
-/// read spun for as long as it waited (`tests/executors.rs`).
-fn same_task(a: &Waker, b: &Waker) -> bool {
-    a.will_wake(b) || a.data() == b.data()
 }
 
 /// Reads and discards what the kernel holds, bounded, so that closing the

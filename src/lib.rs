@@ -110,6 +110,7 @@ mod socket;
 mod stream;
 mod sys;
 mod traits;
+mod wait;
 
 pub use addr::ToAddrs;
 pub use callback::{

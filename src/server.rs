@@ -5,12 +5,12 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use async_io::{Async, ReadableOwned};
 use futures_lite::Stream;
 
-use crate::conn::poll_ready;
+use crate::wait::{Waiters, poll_ready};
 use crate::{Event, TcpStream};
 
 /// The listen backlog when none is given (cl-async's default).
@@ -41,9 +41,9 @@ pub const DEFAULT_BACKLOG: u32 = 128;
 pub struct TcpServer {
     listener: Arc<Async<TcpListener>>,
     local: SocketAddr,
-    /// The wait for a connection in progress, and the task waiting (see
-    /// `conn::poll_ready`: `Async::poll_readable` can miss events).
-    wait: Mutex<(Option<ReadableOwned<TcpListener>>, Option<Waker>)>,
+    /// The wait for a connection in progress, and the tasks waiting (see
+    /// `wait::poll_ready`: `Async::poll_readable` can miss events).
+    wait: Mutex<(Option<ReadableOwned<TcpListener>>, Waiters)>,
 }
 
 impl TcpServer {
@@ -62,7 +62,7 @@ impl TcpServer {
                 Ok(listener) => {
                     let local = listener.local_addr()?;
                     let listener = Arc::new(Async::new(listener)?);
-                    let wait = Mutex::new((None, None));
+                    let wait = Mutex::new((None, Waiters::None));
                     return Ok(TcpServer { listener, local, wait });
                 }
                 Err(e) => {

@@ -1,6 +1,8 @@
 //! The callback face: cl-async's own tests translated, and every point of
 //! `tcp_connect` / `tcp_server` behaviour, over loopback.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1310,4 +1312,101 @@ fn half_open_connection_writes_after_eof_and_closes_once_shut() {
     });
     assert_eq!(got.lock().unwrap().as_slice(), b"late answer");
     assert_eq!(events(&log), ["server tcp-eof", "client tcp-eof"]);
+}
+
+/// Two tasks that wait on the same socket's output, the connection's
+/// driver and a task writing through a stream over its socket (cl-async's
+/// `make-instance 'async-io-stream :socket`), while the peer reads nothing:
+/// each is polled again only when woken, not woken by the other's every
+/// poll. A wait kept one waker per direction and woke the one it replaced,
+/// so the two woke each other in turn for as long as the peer stalled.
+#[test]
+fn a_driver_and_a_stream_waiting_on_one_stalled_socket_do_not_wake_each_other() {
+    const TOTAL: usize = 16 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go, went) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().unwrap();
+        // Reads nothing until the two tasks both wait.
+        if went.recv().is_err() {
+            return 0;
+        }
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0;
+        while got < TOTAL {
+            match peer.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+
+    let (socket, driver) = tcp_connect("127.0.0.1", port).stream(true).start().unwrap();
+    let mut stream = streamish::TcpStream::new(socket.clone());
+    let data = vec![0x5a; TOTAL];
+    let writer = async {
+        // cl-async's way: queue it all, then wait until the kernel has it.
+        stream.write_sequence(&data)?;
+        stream.finish_output().await
+    };
+    let (polls, idled, done) = common::two_tasks(driver, writer, 10_000, || go.send(()).unwrap());
+    socket.close_force();
+    drop(go);
+    let got = reader.join().unwrap();
+    assert!(
+        idled,
+        "the two tasks never both waited: polled {polls} times with the peer stalled"
+    );
+    match done {
+        Some(Err(res)) => res.unwrap(),
+        other => panic!("polled {polls} times, and the writer did not end first: {other:?}"),
+    }
+    assert_eq!(got, TOTAL);
+}
+
+/// The same on input: the driver of a stream-mode connection reads, and a
+/// task awaits a read on a stream over its socket, while the peer is
+/// silent; both get what they wait for once it speaks.
+#[test]
+fn a_driver_and_a_stream_waiting_to_read_do_not_wake_each_other() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go, went) = mpsc::channel::<()>();
+    let talker = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().unwrap();
+        if went.recv().is_ok() {
+            peer.write_all(b"hai").unwrap();
+        }
+        peer
+    });
+
+    let (socket, driver) = tcp_connect("127.0.0.1", port).stream(true).start().unwrap();
+    // Up first, so that both then wait for bytes, not for the connection.
+    let mut driver = Box::pin(driver);
+    async_io::block_on(futures_lite::future::poll_fn(|cx| {
+        assert!(driver.as_mut().poll(cx).is_pending());
+        if socket.is_connected() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }));
+    let mut stream = streamish::TcpStream::new(socket.clone());
+    let mut buf = [0u8; 16];
+    let read = futures_lite::AsyncReadExt::read(&mut stream, &mut buf);
+    let (polls, idled, done) = common::two_tasks(driver, read, 10_000, || go.send(()).unwrap());
+    drop(go);
+    let _peer = talker.join().unwrap();
+    assert!(
+        idled,
+        "the two tasks never both waited: polled {polls} times with the peer silent"
+    );
+    match done {
+        Some(Err(res)) => assert_eq!(res.unwrap(), 3),
+        other => panic!("polled {polls} times, and the read did not end first: {other:?}"),
+    }
+    assert_eq!(&buf[..3], b"hai");
+    socket.close_force();
 }

@@ -267,6 +267,34 @@ fn accept_reports_the_peer_address() {
     });
 }
 
+/// Two tasks accepting on one server while nobody connects are polled
+/// again only when woken (they used to wake each other in turn, the CPU
+/// busy for as long as the server was idle), and a connection then
+/// reaches one of them.
+#[test]
+fn two_tasks_accepting_on_one_server_do_not_wake_each_other() {
+    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let (go, went) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        went.recv().ok()?;
+        std::net::TcpStream::connect(addr).ok()
+    });
+    let (polls, idled, done) = common::two_tasks(server.accept(), server.accept(), 10_000, || go.send(()).unwrap());
+    drop(go);
+    let client = client.join().unwrap();
+    assert!(
+        idled,
+        "the two accepts never both waited: polled {polls} times with nobody connecting"
+    );
+    let (stream, peer) = match done {
+        Some(Ok(res) | Err(res)) => res.unwrap(),
+        None => panic!("polled {polls} times and no accept ended"),
+    };
+    assert_eq!(peer, client.expect("connected").local_addr().unwrap());
+    drop(stream);
+}
+
 #[test]
 fn incoming_yields_connections() {
     run(async {

@@ -60,3 +60,79 @@ impl Rng {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// What [`two_tasks`] returns: polls made, whether `idle` ran, and the
+/// output of the future that ended (`Ok` for the first, `Err` for the
+/// second).
+pub type TwoTasks<A, B> = (usize, bool, Option<Result<A, B>>);
+
+/// Polls two futures by hand, each as a task of its own with its own
+/// waker, on this thread, until one of them ends or `max_polls` polls were
+/// made. The first time neither has been woken since it was last polled
+/// (both wait), `idle` runs, to make what they wait for happen. Returns the
+/// polls made, whether `idle` ran, and the output of the one that ended
+/// (`Ok` for `a`, `Err` for `b`).
+///
+/// A task polled only when woken shows whether waiting tasks wake each
+/// other: they then keep being polled with nothing new, and run out of
+/// polls before `idle` ever runs.
+pub fn two_tasks<A: Future, B: Future>(
+    a: A,
+    b: B,
+    max_polls: usize,
+    idle: impl FnOnce(),
+) -> TwoTasks<A::Output, B::Output> {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Task {
+        woken: AtomicBool,
+        thread: std::thread::Thread,
+    }
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+    let task = || {
+        Arc::new(Task {
+            woken: AtomicBool::new(true),
+            thread: std::thread::current(),
+        })
+    };
+    let (ta, tb) = (task(), task());
+    let (wa, wb) = (Waker::from(ta.clone()), Waker::from(tb.clone()));
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut polls, mut idle) = (0, Some(idle));
+    while polls < max_polls {
+        if ta.woken.swap(false, Ordering::AcqRel) {
+            polls += 1;
+            if let Poll::Ready(out) = a.as_mut().poll(&mut Context::from_waker(&wa)) {
+                return (polls, idle.is_none(), Some(Ok(out)));
+            }
+        }
+        if tb.woken.swap(false, Ordering::AcqRel) {
+            polls += 1;
+            if let Poll::Ready(out) = b.as_mut().poll(&mut Context::from_waker(&wb)) {
+                return (polls, idle.is_none(), Some(Err(out)));
+            }
+        }
+        let waiting = || !ta.woken.load(Ordering::Acquire) && !tb.woken.load(Ordering::Acquire);
+        if waiting() {
+            if let Some(f) = idle.take() {
+                f();
+            }
+            let deadline = std::time::Instant::now() + LIMIT;
+            while waiting() && std::time::Instant::now() < deadline {
+                std::thread::park_timeout(LIMIT);
+            }
+        }
+    }
+    (polls, idle.is_none(), None)
+}
