@@ -69,7 +69,13 @@ impl InputBuf {
     pub(crate) fn prepare(&mut self) -> &mut BytesMut {
         let next = self.next as usize;
         if self.buf.capacity() == 0 {
-            self.buf = pool::take(next);
+            // After a drained read that filled the buffer this is an empty
+            // view of the allocation the application was handed: if it has
+            // dropped those bytes already, the whole allocation is ours
+            // again, without a `malloc` and a `free`.
+            if !self.buf.try_reclaim(next) {
+                self.buf = pool::take(next);
+            }
         } else if self.buf.capacity() - self.buf.len() < next {
             self.buf.reserve(next);
         }
@@ -106,16 +112,13 @@ impl InputBuf {
         n
     }
 
-    /// Takes every buffered byte, without copying.
+    /// Takes every buffered byte, without copying. What is left may be an
+    /// empty view of the allocation the bytes live in: the next read takes
+    /// that allocation back if the application has let go of them
+    /// ([`InputBuf::prepare`]), and going idle lets go of it
+    /// ([`InputBuf::release_if_empty`]).
     pub(crate) fn take_all(&mut self) -> Bytes {
-        let all = self.buf.split().freeze();
-        if self.buf.capacity() == 0 {
-            // An empty view of the allocation `all` now owns: holding it
-            // would keep that memory alive after the application drops
-            // `all`, and make it look shared to the pool.
-            self.buf = BytesMut::new();
-        }
-        all
+        self.buf.split().freeze()
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
@@ -142,7 +145,12 @@ impl InputBuf {
     /// connection is about to wait, so idle connections hold no buffer.
     /// It goes to this thread's [`pool`], for the next connection to read.
     pub(crate) fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
+        if self.buf.is_empty() {
+            // An empty view of a drained read's allocation comes back whole
+            // if the application has dropped those bytes; if not, the pool
+            // drops the view (it has no room) and the allocation goes with
+            // the bytes.
+            let _ = self.buf.try_reclaim(MIN_READ);
             pool::give(std::mem::take(&mut self.buf));
         }
     }
@@ -303,6 +311,39 @@ mod tests {
             q.advance(took);
         }
         out
+    }
+
+    /// Fills the input buffer as a read that used all its room would.
+    fn fill(b: &mut InputBuf) -> *const u8 {
+        let buf = b.prepare();
+        let room = buf.capacity() - buf.len();
+        buf.extend_from_slice(&vec![7; room]);
+        buf.as_ptr()
+    }
+
+    #[test]
+    fn a_drained_reads_allocation_comes_back_once_the_bytes_are_dropped() {
+        let mut b = InputBuf::new();
+        let at = fill(&mut b);
+        let bytes = b.take_all();
+        drop(bytes);
+        assert_eq!(fill(&mut b), at, "the same allocation, taken back");
+    }
+
+    #[test]
+    fn a_drained_reads_allocation_is_not_held_while_the_bytes_live() {
+        let mut b = InputBuf::new();
+        let at = fill(&mut b);
+        let bytes = b.take_all();
+        assert_ne!(fill(&mut b), at, "the application's bytes are left alone");
+        assert!(bytes.is_unique(), "the next read let go of their allocation");
+        assert!(bytes.iter().all(|&x| x == 7));
+        // Going idle with the bytes still handed out lets go of them too.
+        let mut idle = InputBuf::new();
+        fill(&mut idle);
+        let held = idle.take_all();
+        idle.release_if_empty();
+        assert!(held.is_unique(), "an idle connection holds no part of it");
     }
 
     #[test]
