@@ -1328,6 +1328,7 @@ fn a_driver_and_a_stream_waiting_on_one_stalled_socket_do_not_wake_each_other() 
     let (go, went) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(common::LIMIT)).unwrap();
         // Reads nothing until the two tasks both wait.
         if went.recv().is_err() {
             return 0;
@@ -1352,9 +1353,11 @@ fn a_driver_and_a_stream_waiting_on_one_stalled_socket_do_not_wake_each_other() 
         stream.finish_output().await
     };
     let (polls, idled, done) = common::two_tasks(driver, writer, 10_000, || go.send(()).unwrap());
-    socket.close_force();
     drop(go);
+    // The kernel has it all: the peer reads it without the driver, then
+    // the socket goes (a forced close now would drop what it still holds).
     let got = reader.join().unwrap();
+    socket.close_force();
     assert!(
         idled,
         "the two tasks never both waited: polled {polls} times with the peer stalled"
