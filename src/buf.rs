@@ -148,9 +148,7 @@ impl InputBuf {
         if self.buf.is_empty() {
             // An empty view of a drained read's allocation comes back whole
             // if the application has dropped those bytes; if not, the pool
-            // drops the view (it has no room) and the allocation goes with
-            // the bytes.
-            let _ = self.buf.try_reclaim(MIN_READ);
+            // drops the view and the allocation goes with the bytes.
             pool::give(std::mem::take(&mut self.buf));
         }
     }

@@ -64,13 +64,11 @@ pub(crate) fn take(min: usize) -> BytesMut {
 /// Gives an emptied buffer back: kept if it is of a size worth keeping and
 /// the stash has room; freed otherwise.
 pub(crate) fn give(mut buf: BytesMut) {
-    if buf.capacity() == 0 {
-        return;
-    }
     buf.clear();
     if buf.capacity() < SMALLEST {
         // Emptied past most of its room (the room before the read position
-        // is not counted): take that room back, which works only when no
+        // is not counted), or an empty view left by a drained read that
+        // filled its buffer: take that room back, which works only when no
         // `Bytes` split from it is alive. A buffer emptied with `clear`
         // (the usual case) never needs it.
         let _ = buf.try_reclaim(SMALLEST);
