@@ -97,8 +97,8 @@ impl TcpServer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
-                    let (slot, waiter) = &mut *wait;
-                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiter, cx))?
+                    let (slot, waiters) = &mut *wait;
+                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiters, cx))?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),

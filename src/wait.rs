@@ -28,7 +28,6 @@ pub(crate) enum Waiters {
 
 /// Wakes every task it holds, once: they are forgotten as they are woken,
 /// and a task still waiting registers again when it is next polled.
-#[derive(Default)]
 pub(crate) struct FanOut(Mutex<Vec<Waker>>);
 
 impl FanOut {
