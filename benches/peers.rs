@@ -4,6 +4,7 @@
 //! cargo bench --bench peers                 # full run (5 repetitions)
 //! cargo bench --bench peers -- --quick      # smaller sizes, 2 repetitions, < 60 s
 //! cargo bench --bench peers -- --only pingpong,bulk-64k --impls streamish,tokio --reps 3
+//! cargo bench --bench peers -- --syscalls   # system calls per pingpong round trip (strace -f -c)
 //! ```
 //!
 //! Every measurement runs in a fresh child process (this binary re-executed
@@ -42,7 +43,9 @@
 //! Loops are bounded in count and time: pingpong and echo-many stop at their
 //! count or their time cap and are rated over what they did; every child has
 //! a watchdog. Diagnostics on one child: `--child W M I [--quick] [--cap
-//! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront]`. The method and
+//! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront] [--once] [--rounds
+//! N]`. `--syscalls [--impls ..] [--models ..]` runs each pingpong child
+//! under `strace -f -c` instead of timing it (see [`syscalls`]). The method and
 //! the latest numbers are in `design/performance.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -175,6 +178,10 @@ struct Sizes {
     /// writes per `write_cb` (and in `connect_cb`) instead of topping the
     /// queue up to the high-water mark; 1 is one write per drain.
     cb_batch: u64,
+    /// `--once` (diagnostics): a child runs its workload once, never
+    /// repeating a short one, so that counts of system calls scale with the
+    /// work (see [`syscalls`]).
+    once: bool,
 }
 
 impl Sizes {
@@ -194,6 +201,7 @@ impl Sizes {
                 child_timeout: Duration::from_secs(30),
                 cb_upfront: false,
                 cb_batch: u64::MAX,
+                once: false,
             }
         } else {
             Sizes {
@@ -210,6 +218,7 @@ impl Sizes {
                 child_timeout: Duration::from_secs(120),
                 cb_upfront: false,
                 cb_batch: u64::MAX,
+                once: false,
             }
         }
     }
@@ -267,6 +276,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--cb-batch") {
         sizes.cb_batch = args[i + 1].parse().expect("--cb-batch N");
     }
+    sizes.once = args.iter().any(|a| a == "--once");
+    if let Some(i) = args.iter().position(|a| a == "--rounds") {
+        // Diagnostics: pingpong's round trips.
+        sizes.pingpong_rounds = args[i + 1].parse().expect("--rounds N");
+    }
     if let Some(i) = args.iter().position(|a| a == "--echo-conns") {
         // Diagnostics: how cost grows with the number of connections.
         sizes.echo_conns = args[i + 1].parse().expect("--echo-conns N");
@@ -286,6 +300,11 @@ fn main() {
     let impls_only = list("--impls");
     let models_only = list("--models");
     let chosen = |set: &Option<Vec<String>>, x: &str| set.as_ref().is_none_or(|s| s.iter().any(|y| y == x));
+    if args.iter().any(|a| a == "--syscalls") {
+        let models: Vec<&str> = MODELS.iter().copied().filter(|m| chosen(&models_only, m)).collect();
+        let imps: Vec<&str> = IMPLS.iter().copied().filter(|i| chosen(&impls_only, i)).collect();
+        std::process::exit(syscalls::report(&models, &imps));
+    }
 
     eprintln!(
         "peers: {} run, {} repetitions; bulk {} MiB, small-writes {}, pingpong {}, echo-many {}x{}, idle {} (fd limit {})",
@@ -624,6 +643,124 @@ fn run_child(w: &str, m: &str, imp: &str, quick: bool, sizes: &Sizes) -> io::Res
 }
 
 // ---------------------------------------------------------------------------
+// `--syscalls`: system calls per pingpong round trip.
+
+/// System calls per pingpong round trip of each implementation, counted
+/// with `strace -f -c` as issue 4 asks (every thread of the child, the
+/// runtimes' helper threads included). Each child runs once with [`FEW`]
+/// round trips and once with [`MANY`], and the difference of the two
+/// counts is divided by the difference of the round trips: what setting
+/// up costs (binding, connecting, starting threads) cancels out.
+mod syscalls {
+    use super::*;
+
+    const FEW: u64 = 500;
+    const MANY: u64 = 3_000;
+
+    pub fn report(models: &[&str], imps: &[&str]) -> i32 {
+        println!("system calls per pingpong round trip (strace -f -c: {MANY} round trips less {FEW}, per round trip)");
+        let mut failed = false;
+        for m in models {
+            for imp in imps.iter().filter(|i| takes_part("pingpong", m, i)) {
+                match per_round_trip(m, imp) {
+                    Ok(calls) => {
+                        let total: f64 = calls.iter().map(|c| c.1).sum();
+                        let list: Vec<String> = calls
+                            .iter()
+                            .filter(|c| c.1 >= 0.005)
+                            .map(|(name, n)| format!("{name} {n:.2}"))
+                            .collect();
+                        println!("syscalls pingpong {m} {imp} {total:.2} calls/rt: {}", list.join(", "));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        println!("syscalls pingpong {m} {imp}: FAILED: {e}");
+                    }
+                }
+            }
+        }
+        i32::from(failed)
+    }
+
+    /// The calls per round trip by name, most frequent first.
+    fn per_round_trip(m: &str, imp: &str) -> io::Result<Vec<(String, f64)>> {
+        let (few, done_few) = count(m, imp, FEW)?;
+        let (many, done_many) = count(m, imp, MANY)?;
+        if done_many <= done_few {
+            return Err(io::Error::other("the longer run did not do more round trips"));
+        }
+        let mut calls: Vec<(String, f64)> = many
+            .iter()
+            .map(|(name, n)| {
+                let diff = *n as f64 - few.get(name).copied().unwrap_or(0) as f64;
+                (name.clone(), diff / (done_many - done_few) as f64)
+            })
+            .filter(|c| c.1 > 0.0)
+            .collect();
+        calls.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(calls)
+    }
+
+    /// Runs one child under `strace -f -c`: its calls by name, and the
+    /// round trips it did.
+    fn count(m: &str, imp: &str, rounds: u64) -> io::Result<(BTreeMap<String, u64>, u64)> {
+        let file = std::env::temp_dir().join(format!("peers-strace-{}-{m}-{imp}-{rounds}", std::process::id()));
+        let out = Command::new("strace")
+            .args(["-f", "-c", "-o"])
+            .arg(&file)
+            .arg("--")
+            .arg(std::env::current_exe()?)
+            .args(["--child", "pingpong", m, imp, "--once", "--cap", "100", "--rounds"])
+            .arg(rounds.to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    io::Error::new(e.kind(), "strace not found: install it to count system calls")
+                }
+                _ => e,
+            })?;
+        let text = std::fs::read_to_string(&file);
+        let _ = std::fs::remove_file(&file);
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "strace or the child exited with {}",
+                out.status
+            )));
+        }
+        let done = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("result "))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|f| f.strip_prefix("ops=")?.parse::<f64>().ok())
+            })
+            .ok_or_else(|| io::Error::other("the child printed no result"))?;
+        Ok((parse(&text?), done as u64))
+    }
+
+    /// Reads strace's summary: `% time, seconds, usecs/call, calls,
+    /// [errors,] syscall` per line, then a `total` line.
+    fn parse(text: &str) -> BTreeMap<String, u64> {
+        let mut calls = BTreeMap::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 5 || f[0].parse::<f64>().is_err() {
+                continue;
+            }
+            let (Some(name), Ok(n)) = (f.last(), f[3].parse::<u64>()) else {
+                continue;
+            };
+            if *name != "total" {
+                calls.insert((*name).to_owned(), n);
+            }
+        }
+        calls
+    }
+}
+
+// ---------------------------------------------------------------------------
 // A child: one measurement, printed as
 // `result value=VALUE [rss=PEAK_RSS_KIB] [cpu=VALUE_PER_CPU_SECOND]`.
 
@@ -701,7 +838,7 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
         };
         rates.push(ops / t.as_secs_f64());
         total += ops;
-        if w == "echo-many" || rates.len() >= INNER_RUNS || started.elapsed() >= sizes.inner {
+        if sizes.once || w == "echo-many" || rates.len() >= INNER_RUNS || started.elapsed() >= sizes.inner {
             break Ok(());
         }
     };
