@@ -285,6 +285,17 @@ fn main() {
         // Diagnostics: how cost grows with the number of connections.
         sizes.echo_conns = args[i + 1].parse().expect("--echo-conns N");
     }
+    if let Some(i) = args.iter().position(|a| a == "--echo-msgs") {
+        sizes.echo_msgs = args[i + 1].parse().expect("--echo-msgs N");
+    }
+    if let Some(i) = args.iter().position(|a| a == "--chunk") {
+        // Diagnostics: how cost grows with the size of a write (bulk).
+        let chunk: usize = args[i + 1].parse().expect("--chunk BYTES");
+        CHUNK.store(chunk.max(1), Relaxed);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--bytes") {
+        sizes.bulk_bytes = args[i + 1].parse().expect("--bytes N");
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let [w, m, imp] = [&args[i + 1], &args[i + 2], &args[i + 3]];
         std::process::exit(child(w, m, imp, &sizes));
@@ -300,6 +311,9 @@ fn main() {
     let impls_only = list("--impls");
     let models_only = list("--models");
     let chosen = |set: &Option<Vec<String>>, x: &str| set.as_ref().is_none_or(|s| s.iter().any(|y| y == x));
+    if args.iter().any(|a| a == "--sweep") {
+        std::process::exit(sweep::report(quick));
+    }
     if args.iter().any(|a| a == "--syscalls") {
         let models: Vec<&str> = MODELS.iter().copied().filter(|m| chosen(&models_only, m)).collect();
         let imps: Vec<&str> = IMPLS.iter().copied().filter(|i| chosen(&impls_only, i)).collect();
@@ -643,6 +657,141 @@ fn run_child(w: &str, m: &str, imp: &str, quick: bool, sizes: &Sizes) -> io::Res
 }
 
 // ---------------------------------------------------------------------------
+// `--sweep`: how cost grows with the size of a write and with connections.
+
+/// `--sweep`: the tables of `design/performance.md`, "How cost grows".
+/// Bulk on one connection at write sizes from 16 bytes to 64 KiB, and
+/// echo-many from 1 to 5,000 connections, for streamish's two faces and
+/// the peers that differ most (raw async-io, tokio, tokio with
+/// `BufWriter`). Three interleaved repetitions, medians; one thread
+/// (`1t`) throughout, where the implementations' own costs show most.
+mod sweep {
+    use super::*;
+
+    const REPS: usize = 3;
+
+    pub fn report(quick: bool) -> i32 {
+        let scale = if quick { 8 } else { 1 };
+        let mut failed = false;
+        println!("how cost grows with the size of a write: bulk, one connection, 1t (MiB/s; ns per write)");
+        let sizes = [16usize, 128, 1024, 8 * 1024, 64 * 1024];
+        let imps = ["streamish", "streamish-cb", "async-io", "tokio", "tokio-buf"];
+        let mut rows: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+        for rep in 0..REPS {
+            for &chunk in &sizes {
+                // Fewer bytes where every write is a system call for some.
+                let bytes: u64 = if chunk < 1024 { 32 << 20 } else { 512 << 20 } / scale;
+                for j in 0..imps.len() {
+                    let imp = imps[(j + rep) % imps.len()];
+                    let args = [
+                        "--chunk".to_owned(),
+                        chunk.to_string(),
+                        "--bytes".to_owned(),
+                        bytes.to_string(),
+                    ];
+                    match child_value("bulk-1k", "1t", imp, &args) {
+                        Ok((v, _)) => rows.entry((chunk, imp)).or_default().push(v),
+                        Err(e) => {
+                            failed = true;
+                            eprintln!("  sweep bulk {chunk} B {imp}: FAILED: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        print!("{:>8}", "write");
+        for imp in imps {
+            print!(" {imp:>22}");
+        }
+        println!();
+        for &chunk in &sizes {
+            print!("{:>8}", format!("{chunk} B"));
+            for imp in imps {
+                match rows.get(&(chunk, imp)) {
+                    Some(v) => {
+                        let mib = median(v);
+                        let ns = chunk as f64 / (mib * (1 << 20) as f64) * 1e9;
+                        print!(" {:>22}", format!("{mib:.0} MiB/s {ns:.0} ns"));
+                    }
+                    None => print!(" {:>22}", "-"),
+                }
+            }
+            println!();
+        }
+
+        println!();
+        println!("how cost grows with connections: echo-many, 128-byte messages, 1t (msg/s; peak RSS growth)");
+        let conns = [1usize, 10, 100, 1_000, 5_000];
+        let imps = ["streamish", "streamish-cb", "async-io", "tokio"];
+        let mut rows: BTreeMap<(usize, &str), Vec<(f64, f64)>> = BTreeMap::new();
+        for rep in 0..REPS {
+            for &n in &conns {
+                // About 200,000 messages a run (at least 20 a connection),
+                // capped in time like the full run's echo-many.
+                let msgs = (200_000 / scale as usize / n).max(20);
+                for j in 0..imps.len() {
+                    let imp = imps[(j + rep) % imps.len()];
+                    let args = [
+                        "--echo-conns".to_owned(),
+                        n.to_string(),
+                        "--echo-msgs".to_owned(),
+                        msgs.to_string(),
+                    ];
+                    match child_value("echo-many", "1t", imp, &args) {
+                        Ok((v, rss)) => rows.entry((n, imp)).or_default().push((v, rss.unwrap_or(f64::NAN))),
+                        Err(e) => {
+                            failed = true;
+                            eprintln!("  sweep echo {n} {imp}: FAILED: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        print!("{:>12}", "connections");
+        for imp in imps {
+            print!(" {imp:>22}");
+        }
+        println!();
+        for &n in &conns {
+            print!("{n:>12}");
+            for imp in imps {
+                match rows.get(&(n, imp)) {
+                    Some(v) => {
+                        let rate = median(&v.iter().map(|x| x.0).collect::<Vec<_>>());
+                        let rss = median(&v.iter().map(|x| x.1).collect::<Vec<_>>());
+                        print!(" {:>22}", format!("{rate:.0} {:.1} MiB", rss / 1024.0));
+                    }
+                    None => print!(" {:>22}", "-"),
+                }
+            }
+            println!();
+        }
+        i32::from(failed)
+    }
+
+    /// Runs one child with extra arguments: its value and peak RSS growth.
+    fn child_value(w: &str, m: &str, imp: &str, extra: &[String]) -> io::Result<(f64, Option<f64>)> {
+        let out = Command::new(std::env::current_exe()?)
+            .args(["--child", w, m, imp])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("result "));
+        let field = |name: &str| {
+            line?
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse::<f64>().ok())
+        };
+        match (out.status.success(), field("value")) {
+            (true, Some(v)) => Ok((v, field("rss"))),
+            _ => Err(io::Error::other(format!("child exited with {}", out.status))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // `--syscalls`: system calls per pingpong round trip.
 
 /// System calls per pingpong round trip of each implementation, counted
@@ -881,9 +1030,17 @@ fn idle(imp: &str, n: usize) -> io::Result<f64> {
     }
 }
 
-/// The workload sizes derived from the chunk size.
+/// `--chunk BYTES` (diagnostics): the bulk workloads' write size instead
+/// of their own; 0 when not given.
+static CHUNK: AtomicUsize = AtomicUsize::new(0);
+
+/// The size of one write of a bulk workload.
 fn bulk_chunk(w: &str) -> usize {
-    if w == "bulk-64k" { 64 * 1024 } else { 1024 }
+    match CHUNK.load(Relaxed) {
+        0 if w == "bulk-64k" => 64 * 1024,
+        0 => 1024,
+        chunk => chunk,
+    }
 }
 
 /// Fills an echo-many message: every byte depends on connection, message
