@@ -5,6 +5,7 @@
 //! cargo bench --bench peers -- --quick      # smaller sizes, 2 repetitions, < 60 s
 //! cargo bench --bench peers -- --only pingpong,bulk-64k --impls streamish,tokio --reps 3
 //! cargo bench --bench peers -- --syscalls   # system calls per pingpong round trip (strace -f -c)
+//! cargo bench --bench peers -- --sweep      # cost by write size and by number of connections
 //! ```
 //!
 //! Every measurement runs in a fresh child process (this binary re-executed
@@ -44,7 +45,8 @@
 //! count or their time cap and are rated over what they did; every child has
 //! a watchdog. Diagnostics on one child: `--child W M I [--quick] [--cap
 //! SECONDS] [--echo-conns N] [--alloc-hist] [--cb-upfront] [--once] [--rounds
-//! N]`. `--syscalls [--impls ..] [--models ..]` runs each pingpong child
+//! N] [--chunk BYTES] [--bytes N] [--echo-msgs N]`. `--syscalls [--impls ..]
+//! [--models ..]` runs each pingpong child
 //! under `strace -f -c` instead of timing it (see [`syscalls`]). The method and
 //! the latest numbers are in `design/performance.md`.
 

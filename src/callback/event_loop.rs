@@ -157,13 +157,17 @@ const REACT_EVERY: Duration = Duration::from_micros(150);
 /// alone keeps it busy: a bulk writer on a thread of its own. Its reactor
 /// polls would find only other threads' events (the reactor is
 /// process-wide) and wake those threads from here; the threads that wait
-/// take their events themselves. Doubled from [`REACT_EVERY`] on every
-/// window in which only one task ran, once [`ALONE_WINDOWS`] such windows
-/// came in a row, and back to it as soon as two tasks ran in one.
-/// streamish-cb bulk-1k on two threads: 1.46 → 1.69 GiB/s (eleven runs
-/// each; a fixed 1 ms for every loop did better there, 1.8 → 2.5, but
-/// halved one thread, where the writer and the reader share the loop).
-const REACT_EVERY_ALONE: Duration = Duration::from_millis(1);
+/// take their events themselves, and should this thread's task be woken
+/// meanwhile, async-io's helper thread hands the event over (and the next
+/// window, with two tasks in it, is short again). Doubled from
+/// [`REACT_EVERY`] on every window in which only one task ran, once
+/// [`ALONE_WINDOWS`] such windows came in a row, and back to it as soon as
+/// two tasks ran in one. streamish-cb bulk on two threads (seven
+/// alternating runs each): a cap of 1 ms gave 1,799 MiB/s at 1 KiB writes
+/// and 1,861 at 64 KiB, 20 ms 1,923 and 2,028, 100 ms 2,022 and 2,097;
+/// one thread unchanged (bulk 2,522 and 2,800 MiB/s against 2,515 and
+/// 2,745, five runs each). Before the cap grew at all: 1.46 GiB/s at 1 KiB.
+const REACT_EVERY_ALONE: Duration = Duration::from_millis(100);
 /// How many windows in a row one task must fill alone before the loop
 /// polls the reactor less often. A single one is common on one thread
 /// too (a reader waits for its readiness while the writer runs), and one
