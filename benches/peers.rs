@@ -938,6 +938,16 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
             }
         };
     }
+    if w.starts_with("bulk") && sizes.bulk_bytes % bulk_chunk(w) as u64 != 0 {
+        // The reader waits for every byte: a total the writes cannot reach
+        // would hang the child until its watchdog.
+        eprintln!(
+            "peers child {w}: --bytes {} is not a multiple of the write size {}",
+            sizes.bulk_bytes,
+            bulk_chunk(w)
+        );
+        return 2;
+    }
     let two = m == "2t";
     let once = || match imp {
         "streamish" => fut::run::<fut::Streamish>(w, two, sizes),

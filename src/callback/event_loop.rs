@@ -212,7 +212,9 @@ async fn run(ex: &Executor<'static>, state: &State) {
         let start = Instant::now();
         let before = switches();
         let mut busy = false;
-        while ex.try_tick() {
+        // `exit_event_loop` ends the loop once the task that called it
+        // returns, not when this spell would have ended.
+        while !state.exit.load(Ordering::Acquire) && ex.try_tick() {
             if start.elapsed() >= every {
                 busy = true;
                 break;
