@@ -314,7 +314,7 @@ fn main() {
     let models_only = list("--models");
     let chosen = |set: &Option<Vec<String>>, x: &str| set.as_ref().is_none_or(|s| s.iter().any(|y| y == x));
     if args.iter().any(|a| a == "--sweep") {
-        std::process::exit(sweep::report(quick));
+        std::process::exit(sweep::report(quick, &sizes));
     }
     if args.iter().any(|a| a == "--syscalls") {
         let models: Vec<&str> = MODELS.iter().copied().filter(|m| chosen(&models_only, m)).collect();
@@ -373,7 +373,7 @@ fn main() {
             for j in 0..imps.len() {
                 let imp = imps[(j + rep) % k];
                 let t = Instant::now();
-                match run_child(w, m, imp, quick, &sizes) {
+                match run_child(w, m, imp, quick, &sizes, &[]) {
                     Ok(sample) => {
                         eprintln!(
                             "  rep {} {w} {m} {imp}: {:.0} {}{}{} ({:.1} s)",
@@ -627,9 +627,11 @@ struct Sample {
     capped: bool,
 }
 
-fn run_child(w: &str, m: &str, imp: &str, quick: bool, sizes: &Sizes) -> io::Result<Sample> {
+/// Runs one child (with `extra` arguments, the diagnostics' sizes) and
+/// reads its `result` line.
+fn run_child(w: &str, m: &str, imp: &str, quick: bool, sizes: &Sizes, extra: &[String]) -> io::Result<Sample> {
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["--child", w, m, imp]);
+    cmd.args(["--child", w, m, imp]).args(extra);
     if quick {
         cmd.arg("--quick");
     }
@@ -672,123 +674,97 @@ mod sweep {
 
     const REPS: usize = 3;
 
-    pub fn report(quick: bool) -> i32 {
+    pub fn report(quick: bool, sizes: &Sizes) -> i32 {
+        // `--quick` moves fewer bytes and messages per child.
         let scale = if quick { 8 } else { 1 };
         let mut failed = false;
+
         println!("how cost grows with the size of a write: bulk, one connection, 1t (MiB/s; ns per write)");
-        let sizes = [16usize, 128, 1024, 8 * 1024, 64 * 1024];
+        let chunks = [16usize, 128, 1024, 8 * 1024, 64 * 1024];
         let imps = ["streamish", "streamish-cb", "async-io", "tokio", "tokio-buf"];
-        let mut rows: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
-        for rep in 0..REPS {
-            for &chunk in &sizes {
-                // Fewer bytes where every write is a system call for some.
-                let bytes: u64 = if chunk < 1024 { 32 << 20 } else { 512 << 20 } / scale;
-                for j in 0..imps.len() {
-                    let imp = imps[(j + rep) % imps.len()];
-                    let args = [
-                        "--chunk".to_owned(),
-                        chunk.to_string(),
-                        "--bytes".to_owned(),
-                        bytes.to_string(),
-                    ];
-                    match child_value("bulk-1k", "1t", imp, &args) {
-                        Ok((v, _)) => rows.entry((chunk, imp)).or_default().push(v),
-                        Err(e) => {
-                            failed = true;
-                            eprintln!("  sweep bulk {chunk} B {imp}: FAILED: {e}");
-                        }
-                    }
-                }
-            }
-        }
-        print!("{:>8}", "write");
-        for imp in imps {
-            print!(" {imp:>22}");
-        }
-        println!();
-        for &chunk in &sizes {
-            print!("{:>8}", format!("{chunk} B"));
-            for imp in imps {
-                match rows.get(&(chunk, imp)) {
-                    Some(v) => {
-                        let mib = median(v);
-                        let ns = chunk as f64 / (mib * (1 << 20) as f64) * 1e9;
-                        print!(" {:>22}", format!("{mib:.0} MiB/s {ns:.0} ns"));
-                    }
-                    None => print!(" {:>22}", "-"),
-                }
-            }
-            println!();
-        }
+        let rows = measure("bulk-1k", &chunks, &imps, sizes, &mut failed, |chunk| {
+            // Fewer bytes where every write is a system call for some.
+            let bytes: u64 = if chunk < 1024 { 32 << 20 } else { 512 << 20 } / scale;
+            vec!["--chunk".into(), chunk.to_string(), "--bytes".into(), bytes.to_string()]
+        });
+        table("write bytes", &chunks, &imps, &rows, |chunk, v| {
+            let mib = median(&v.iter().map(|s| s.value).collect::<Vec<_>>());
+            let ns = chunk as f64 / (mib * (1 << 20) as f64) * 1e9;
+            format!("{mib:.0} MiB/s {ns:.0} ns")
+        });
 
         println!();
         println!("how cost grows with connections: echo-many, 128-byte messages, 1t (msg/s; peak RSS growth)");
         let conns = [1usize, 10, 100, 1_000, 5_000];
         let imps = ["streamish", "streamish-cb", "async-io", "tokio"];
-        let mut rows: BTreeMap<(usize, &str), Vec<(f64, f64)>> = BTreeMap::new();
+        let rows = measure("echo-many", &conns, &imps, sizes, &mut failed, |n| {
+            // About 200,000 messages a run (at least 20 a connection),
+            // capped in time like the full run's echo-many.
+            let msgs = (200_000 / scale as usize / n).max(20);
+            vec![
+                "--echo-conns".into(),
+                n.to_string(),
+                "--echo-msgs".into(),
+                msgs.to_string(),
+            ]
+        });
+        table("connections", &conns, &imps, &rows, |_, v| {
+            let rate = median(&v.iter().map(|s| s.value).collect::<Vec<_>>());
+            let rss = median(&v.iter().map(|s| s.rss.unwrap_or(f64::NAN)).collect::<Vec<_>>());
+            format!("{rate:.0} {:.1} MiB", rss / 1024.0)
+        });
+        i32::from(failed)
+    }
+
+    /// Runs workload `w` (1t) for every point and implementation, `REPS`
+    /// times interleaved, the implementations' order rotating.
+    fn measure<'a>(
+        w: &str,
+        points: &[usize],
+        imps: &[&'a str],
+        sizes: &Sizes,
+        failed: &mut bool,
+        args: impl Fn(usize) -> Vec<String>,
+    ) -> BTreeMap<(usize, &'a str), Vec<Sample>> {
+        let mut rows: BTreeMap<(usize, &str), Vec<Sample>> = BTreeMap::new();
         for rep in 0..REPS {
-            for &n in &conns {
-                // About 200,000 messages a run (at least 20 a connection),
-                // capped in time like the full run's echo-many.
-                let msgs = (200_000 / scale as usize / n).max(20);
+            for &p in points {
                 for j in 0..imps.len() {
                     let imp = imps[(j + rep) % imps.len()];
-                    let args = [
-                        "--echo-conns".to_owned(),
-                        n.to_string(),
-                        "--echo-msgs".to_owned(),
-                        msgs.to_string(),
-                    ];
-                    match child_value("echo-many", "1t", imp, &args) {
-                        Ok((v, rss)) => rows.entry((n, imp)).or_default().push((v, rss.unwrap_or(f64::NAN))),
+                    match run_child(w, "1t", imp, false, sizes, &args(p)) {
+                        Ok(sample) => rows.entry((p, imp)).or_default().push(sample),
                         Err(e) => {
-                            failed = true;
-                            eprintln!("  sweep echo {n} {imp}: FAILED: {e}");
+                            *failed = true;
+                            eprintln!("  sweep {w} {p} {imp}: FAILED: {e}");
                         }
                     }
                 }
             }
         }
-        print!("{:>12}", "connections");
+        rows
+    }
+
+    fn table(
+        first: &str,
+        points: &[usize],
+        imps: &[&str],
+        rows: &BTreeMap<(usize, &str), Vec<Sample>>,
+        cell: impl Fn(usize, &[Sample]) -> String,
+    ) {
+        print!("{first:>12}");
         for imp in imps {
             print!(" {imp:>22}");
         }
         println!();
-        for &n in &conns {
-            print!("{n:>12}");
+        for &p in points {
+            print!("{p:>12}");
             for imp in imps {
-                match rows.get(&(n, imp)) {
-                    Some(v) => {
-                        let rate = median(&v.iter().map(|x| x.0).collect::<Vec<_>>());
-                        let rss = median(&v.iter().map(|x| x.1).collect::<Vec<_>>());
-                        print!(" {:>22}", format!("{rate:.0} {:.1} MiB", rss / 1024.0));
-                    }
+                match rows.get(&(p, *imp)) {
+                    Some(v) => print!(" {:>22}", cell(p, v)),
                     None => print!(" {:>22}", "-"),
                 }
             }
             println!();
-        }
-        i32::from(failed)
-    }
-
-    /// Runs one child with extra arguments: its value and peak RSS growth.
-    fn child_value(w: &str, m: &str, imp: &str, extra: &[String]) -> io::Result<(f64, Option<f64>)> {
-        let out = Command::new(std::env::current_exe()?)
-            .args(["--child", w, m, imp])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().find(|l| l.starts_with("result "));
-        let field = |name: &str| {
-            line?
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse::<f64>().ok())
-        };
-        match (out.status.success(), field("value")) {
-            (true, Some(v)) => Ok((v, field("rss"))),
-            _ => Err(io::Error::other(format!("child exited with {}", out.status))),
         }
     }
 }
