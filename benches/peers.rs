@@ -184,6 +184,9 @@ struct Sizes {
     /// repeating a short one, so that counts of system calls scale with the
     /// work (see [`syscalls`]).
     once: bool,
+    /// `--chunk BYTES` (diagnostics): the bulk workloads' write size
+    /// instead of their own (see [`bulk_chunk`]).
+    chunk: Option<usize>,
 }
 
 impl Sizes {
@@ -204,6 +207,7 @@ impl Sizes {
                 cb_upfront: false,
                 cb_batch: u64::MAX,
                 once: false,
+                chunk: None,
             }
         } else {
             Sizes {
@@ -221,6 +225,7 @@ impl Sizes {
                 cb_upfront: false,
                 cb_batch: u64::MAX,
                 once: false,
+                chunk: None,
             }
         }
     }
@@ -293,7 +298,7 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--chunk") {
         // Diagnostics: how cost grows with the size of a write (bulk).
         let chunk: usize = args[i + 1].parse().expect("--chunk BYTES");
-        CHUNK.store(chunk.max(1), Relaxed);
+        sizes.chunk = Some(chunk.max(1));
     }
     if let Some(i) = args.iter().position(|a| a == "--bytes") {
         sizes.bulk_bytes = args[i + 1].parse().expect("--bytes N");
@@ -636,28 +641,31 @@ fn run_child(w: &str, m: &str, imp: &str, quick: bool, sizes: &Sizes, extra: &[S
         cmd.arg("--quick");
     }
     let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("result "));
-    match (out.status.success(), line) {
-        (true, Some(l)) => {
-            let field = |name: &str| {
-                l.split_whitespace()
-                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse::<f64>().ok())
-            };
-            let value = field("value").ok_or_else(|| io::Error::other("bad result line"))?;
-            Ok(Sample {
-                value,
-                rss: field("rss"),
-                cpu: field("cpu"),
-                ops: field("ops"),
-                capped: field("capped") == Some(1.0),
-            })
-        }
+    match (out.status.success(), parse_result(&out.stdout)) {
+        (true, Some(sample)) => Ok(sample),
         _ => Err(io::Error::other(format!(
             "child exited with {} (timeout {:?})",
             out.status, sizes.child_timeout
         ))),
     }
+}
+
+/// Reads a child's `result` line (`result value=.. [rss=..] cpu=.. ops=..
+/// capped=..`) from its standard output.
+fn parse_result(stdout: &[u8]) -> Option<Sample> {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text.lines().find(|l| l.starts_with("result "))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse::<f64>().ok())
+    };
+    Some(Sample {
+        value: field("value")?,
+        rss: field("rss"),
+        cpu: field("cpu"),
+        ops: field("ops"),
+        capped: field("capped") == Some(1.0),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -856,13 +864,8 @@ mod syscalls {
                 out.status
             )));
         }
-        let done = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| l.starts_with("result "))
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find_map(|f| f.strip_prefix("ops=")?.parse::<f64>().ok())
-            })
+        let done = parse_result(&out.stdout)
+            .and_then(|sample| sample.ops)
             .ok_or_else(|| io::Error::other("the child printed no result"))?;
         Ok((parse(&text?), done as u64))
     }
@@ -914,13 +917,13 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
             }
         };
     }
-    if w.starts_with("bulk") && sizes.bulk_bytes % bulk_chunk(w) as u64 != 0 {
+    if w.starts_with("bulk") && sizes.bulk_bytes % bulk_chunk(w, sizes) as u64 != 0 {
         // The reader waits for every byte: a total the writes cannot reach
         // would hang the child until its watchdog.
         eprintln!(
             "peers child {w}: --bytes {} is not a multiple of the write size {}",
             sizes.bulk_bytes,
-            bulk_chunk(w)
+            bulk_chunk(w, sizes)
         );
         return 2;
     }
@@ -1018,16 +1021,12 @@ fn idle(imp: &str, n: usize) -> io::Result<f64> {
     }
 }
 
-/// `--chunk BYTES` (diagnostics): the bulk workloads' write size instead
-/// of their own; 0 when not given.
-static CHUNK: AtomicUsize = AtomicUsize::new(0);
-
 /// The size of one write of a bulk workload.
-fn bulk_chunk(w: &str) -> usize {
-    match CHUNK.load(Relaxed) {
-        0 if w == "bulk-64k" => 64 * 1024,
-        0 => 1024,
-        chunk => chunk,
+fn bulk_chunk(w: &str, sizes: &Sizes) -> usize {
+    match sizes.chunk {
+        Some(chunk) => chunk,
+        None if w == "bulk-64k" => 64 * 1024,
+        None => 1024,
     }
 }
 
@@ -1398,7 +1397,7 @@ mod fut {
     pub fn run<N: Net>(w: &str, two: bool, sz: &Sizes) -> io::Result<Duration> {
         match w {
             "bulk-64k" | "bulk-1k" => {
-                let (chunk, total) = (bulk_chunk(w), sz.bulk_bytes);
+                let (chunk, total) = (bulk_chunk(w, sz), sz.bulk_bytes);
                 let count = total / chunk as u64;
                 pair::<N, _, _>(two, false, move |s| source(s, chunk, count), move |s| sink(s, total))
             }
@@ -1678,7 +1677,7 @@ mod tok {
                 let (chunk, count, total) = if w == "small-writes" {
                     (16, sz.small_writes, 16 * sz.small_writes)
                 } else {
-                    let chunk = bulk_chunk(w);
+                    let chunk = bulk_chunk(w, sz);
                     (chunk, sz.bulk_bytes / chunk as u64, sz.bulk_bytes)
                 };
                 if buffered {
@@ -1942,7 +1941,7 @@ mod stdi {
     pub fn run(w: &str, sz: &Sizes) -> io::Result<Duration> {
         match w {
             "bulk-64k" | "bulk-1k" => {
-                let (chunk, total) = (bulk_chunk(w), sz.bulk_bytes);
+                let (chunk, total) = (bulk_chunk(w, sz), sz.bulk_bytes);
                 pair(
                     false,
                     move |s| source(s, chunk, total / chunk as u64),
@@ -2157,7 +2156,7 @@ mod cb {
         let clock = Arc::new(Clock::default());
         let ran = match w {
             "bulk-64k" | "bulk-1k" => {
-                let chunk = bulk_chunk(w);
+                let chunk = bulk_chunk(w, sz);
                 stream(two, &clock, chunk, sz.bulk_bytes / chunk as u64, sz)
             }
             "small-writes" => stream(two, &clock, 16, sz.small_writes, sz),

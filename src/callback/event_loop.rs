@@ -200,7 +200,8 @@ fn switches() -> u64 {
 /// [`REACT_EVERY`] of them, until no work is left
 /// or `exit_event_loop` was called.
 async fn run(ex: &Executor<'static>, state: &State) {
-    let done = || state.exit.load(Ordering::Acquire) || state.active.load(Ordering::Acquire) == 0;
+    let exiting = || state.exit.load(Ordering::Acquire);
+    let done = || exiting() || state.active.load(Ordering::Acquire) == 0;
     let until_done = futures_lite::future::poll_fn(|cx| {
         *state.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
         if done() { Poll::Ready(()) } else { Poll::Pending }
@@ -214,7 +215,7 @@ async fn run(ex: &Executor<'static>, state: &State) {
         let mut busy = false;
         // `exit_event_loop` ends the loop once the task that called it
         // returns, not when this spell would have ended.
-        while !state.exit.load(Ordering::Acquire) && ex.try_tick() {
+        while !exiting() && ex.try_tick() {
             if start.elapsed() >= every {
                 busy = true;
                 break;
