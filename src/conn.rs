@@ -10,23 +10,33 @@
 //!
 //! Locking: the input and the output side each have a `Mutex`, so a reader
 //! and a writer on different tasks never contend. Neither lock is held
-//! across an `.await`; a lock is held across one system call at most.
+//! across an `.await`; a lock is held across one system call at most. The
+//! order, where two are held at once: input, then output, then `ctl`.
+//!
+//! Sending behind: bytes a write queues go out without another call. A
+//! write that makes the queue non-empty, on a connection no callback driver
+//! polls, arms a writability wait whose waker is the connection itself
+//! ([`Conn`]'s `Wake`): whoever runs async-io's reactor (the task's own
+//! `block_on` as it goes to sleep, or async-io's thread) finds the socket
+//! writable and flushes. Writes made before that coalesce.
 
 use std::any::Any;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
-use async_io::{Async, ReadableOwned, WritableOwned};
+use async_io::{Async, ReadableOwned, Timer, WritableOwned};
 use bytes::Bytes;
 
 use crate::buf::{InputBuf, MAX_IOV, MIN_READ, OutputQueue};
 use crate::event::Event;
 use crate::sys;
-use crate::wait::{Waiters, poll_ready, same_task};
+use crate::wait::{Ids, WaitId, Waiters, poll_ready};
 
 /// The shared socket.
 pub(crate) type Io = Arc<Async<TcpStream>>;
@@ -59,8 +69,27 @@ const WRITE_BUDGET: usize = 256 * 1024;
 /// high-water mark, so a queue that just crossed the mark still goes in
 /// one write. Measured in `design/performance.md` (item 17).
 const FLUSH_BYTES: usize = 2 * DEFAULT_HIGH_WATER;
+/// How long queued output may take to go out after the last handle of a
+/// connection is dropped (unless a write timeout is set, which is used
+/// instead): long enough for a live peer to take a socket buffer's worth,
+/// short enough that a peer that stopped reading does not hold the
+/// descriptor for minutes.
+pub const DROP_LINGER: Duration = Duration::from_secs(30);
+/// Default bound on what one connection may queue through writes that
+/// never wait (`write_sequence`, `TcpSocket::write`): past it the
+/// connection fails with [`Event::QueueFull`] rather than grow. Generous:
+/// a thousand times the default high-water mark.
+pub const DEFAULT_MAX_QUEUED: usize = 64 * 1024 * 1024;
 
 pub(crate) struct Conn {
+    /// This connection, for the waker of its writability waits.
+    me: Weak<Conn>,
+    /// Keys for the handles that wait on this connection.
+    pub(crate) ids: Ids,
+    /// Live [`TcpSocket`](crate::TcpSocket) values (every handle holds
+    /// one): when the last goes, queued output is delivered and the
+    /// connection closed.
+    handles: AtomicUsize,
     input: Mutex<InputSide>,
     output: Mutex<OutputSide>,
     /// Bytes queued for output, readable without the output lock, so the
@@ -76,9 +105,9 @@ pub(crate) struct Conn {
     /// Set while a callback of this connection runs: writes then need not
     /// wake the driver, which flushes when the callback returns.
     in_callback: AtomicBool,
-    /// A callback driver polls this connection (set at its first turn, never
-    /// cleared): without one, a write has nobody to wake and skips the
-    /// `ctl` lock.
+    /// A callback driver polls this connection (set when it is made,
+    /// cleared when it is dropped): it flushes, so writes wake it instead
+    /// of arming a send behind.
     has_driver: AtomicBool,
     /// Callback-face settings, the driver's waker and the socket data: one
     /// lock for what changes rarely, so an idle connection stays small.
@@ -130,6 +159,18 @@ struct OutputSide {
     /// Drains completed since the connection opened (the callback face's
     /// `write_cb` fires once per drain).
     drains: u64,
+    /// A send behind is armed: the writability wait is polled with the
+    /// connection's own waker, which flushes (see the module doc).
+    armed: bool,
+    /// Every handle is gone, or a close was asked for with no task or
+    /// driver to finish it: the send behind delivers what is queued, then
+    /// closes.
+    orphan: bool,
+    /// The orphan's delivery gives up when this fires (see [`DROP_LINGER`]).
+    linger: Option<Box<Timer>>,
+    /// Past this many queued bytes a write that never waits fails the
+    /// connection (see [`DEFAULT_MAX_QUEUED`]).
+    max_queued: usize,
     /// The small-write fast path: a write may join the queue without
     /// further checks while the queue stays shorter than this (0: it may
     /// not). Set to the high-water mark by a write the slow path accepted
@@ -174,21 +215,38 @@ impl OutputSide {
 
 fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
     match slot {
-        Some(w) if same_task(w, cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
+        Some(w) => w.clone_from(cx.waker()),
+        None => *slot = Some(cx.waker().clone()),
     }
 }
 
 fn sticky(kind: io::ErrorKind) -> io::Error {
     match kind {
         io::ErrorKind::UnexpectedEof => Event::Eof { socket: None }.into(),
+        io::ErrorKind::OutOfMemory => Event::QueueFull { socket: None }.into(),
         kind => io::Error::new(kind, "the connection failed earlier"),
     }
 }
 
+/// The connection is its writability waits' waker: the reactor found the
+/// socket writable (or the drop linger ran out) while a send behind was
+/// armed, or a task waits for room.
+impl Wake for Conn {
+    fn wake(self: Arc<Self>) {
+        self.on_writable();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.on_writable();
+    }
+}
+
 impl Conn {
-    pub(crate) fn new(io: Option<Io>) -> Conn {
-        Conn {
+    pub(crate) fn new(io: Option<Io>) -> Arc<Conn> {
+        Arc::new_cyclic(|me| Conn {
+            me: me.clone(),
+            ids: Ids::default(),
+            handles: AtomicUsize::new(0),
             input: Mutex::new(InputSide {
                 io: io.clone(),
                 buf: InputBuf::new(),
@@ -214,6 +272,10 @@ impl Conn {
                 drains: 0,
                 run: 0,
                 fast_until: 0,
+                armed: false,
+                orphan: false,
+                linger: None,
+                max_queued: DEFAULT_MAX_QUEUED,
             }),
             out_len: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -222,7 +284,7 @@ impl Conn {
             has_driver: AtomicBool::new(false),
             input_full: AtomicBool::new(false),
             ctl: Mutex::new(Default::default()),
-        }
+        })
     }
 
     fn input(&self) -> MutexGuard<'_, InputSide> {
@@ -247,6 +309,9 @@ impl Conn {
             }
             i.io = Some(io.clone());
             o.io = Some(io);
+            if !o.queue.is_empty() || self.closing.load(Ordering::Acquire) {
+                self.arm(&mut o);
+            }
             (i.waiters.take(), o.waiters.take())
         };
         w1.wake();
@@ -254,8 +319,159 @@ impl Conn {
         self.wake_driver();
     }
 
+    /// The socket, if connected. Both sides hold the same one.
     pub(crate) fn io(&self) -> Option<Io> {
-        self.output().io.clone().or_else(|| self.input().io.clone())
+        self.output().io.clone()
+    }
+
+    // ----- handles -----
+
+    /// A new [`TcpSocket`](crate::TcpSocket) value exists.
+    pub(crate) fn handle_made(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A [`TcpSocket`](crate::TcpSocket) value is gone; the last one
+    /// delivers what is queued and closes.
+    pub(crate) fn handle_dropped(&self) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.orphaned();
+        }
+    }
+
+    /// Handle `id` is gone: its tasks no longer wait.
+    pub(crate) fn forget(&self, id: WaitId) {
+        self.input().waiters.remove(id);
+        self.output().waiters.remove(id);
+    }
+
+    /// Every handle is gone: nothing queued is lost, and the descriptor is
+    /// released once it is out (or after the linger), without blocking.
+    fn orphaned(&self) {
+        if self.is_closed() {
+            return;
+        }
+        let mut out = self.output();
+        if out.io.is_none() {
+            // Never connected: nothing can go out.
+            drop(out);
+            self.close_now();
+            return;
+        }
+        out.orphan = true;
+        if out.queue.is_empty() {
+            drop(out);
+            self.finish_close();
+            return;
+        }
+        let linger = self.ctl().timeouts().1.unwrap_or(DROP_LINGER);
+        out.linger = Some(Box::new(Timer::after(linger)));
+        out.armed = false;
+        self.arm(&mut out);
+        drop(out);
+        // The linger timer needs the connection's waker too.
+        if let Some(me) = self.me.upgrade() {
+            me.on_writable();
+        }
+    }
+
+    /// Shuts down the write side, then releases the socket: the end of a
+    /// graceful close whose output is all out.
+    fn finish_close(&self) {
+        {
+            let mut out = self.output();
+            if !out.shut && out.io.is_some() {
+                let _ = shutdown_locked(&mut out);
+            }
+        }
+        self.release(false);
+    }
+
+    /// Arms a send behind: the reactor calls [`Conn::on_writable`] once the
+    /// socket is writable (at once, unless the kernel's buffer is full).
+    /// Nothing to do while a driver polls (it flushes) or before the socket
+    /// is attached (`attach` arms).
+    fn arm(&self, out: &mut OutputSide) {
+        if out.armed || (self.has_driver.load(Ordering::Acquire) && !out.orphan) {
+            return;
+        }
+        let Some(io) = out.io.clone() else { return };
+        out.armed = true;
+        // A wait that fired already is taken as it is: `on_writable` runs
+        // at the reactor's next turn either way.
+        let _ = self.poll_writable(out, &io);
+    }
+
+    /// Polls the writability wait with the connection's waker.
+    fn poll_writable(&self, out: &mut OutputSide, io: &Io) -> Poll<io::Result<()>> {
+        let Some(me) = self.me.upgrade() else {
+            return Poll::Ready(Err(Event::closed()));
+        };
+        let waker = Waker::from(me);
+        let wait = out.writable.get_or_insert_with(|| Box::new(io.clone().writable_owned()));
+        let res = Pin::new(&mut **wait).poll(&mut Context::from_waker(&waker));
+        if res.is_ready() {
+            out.writable = None;
+        }
+        res
+    }
+
+    /// The socket is writable (or the linger timer fired): an armed send
+    /// behind flushes, a graceful close or an orphan finishes once the
+    /// queue is out, and the tasks waiting for room are woken.
+    fn on_writable(&self) {
+        let mut out = self.output();
+        let mut finish = false;
+        let mut give_up = false;
+        if out.writable.is_some() {
+            if let Some(io) = out.io.clone() {
+                // Consumes the event, or keeps waiting (a timer woke us).
+                let _ = self.poll_writable(&mut out, &io);
+            }
+        }
+        if out.armed && out.writable.is_none() {
+            out.armed = false;
+            let closing = out.orphan;
+            loop {
+                match self.flush_locked(&mut out, None) {
+                    Poll::Ready(Ok(())) => {
+                        if out.shut_requested && !out.shut {
+                            let _ = shutdown_locked(&mut out);
+                        }
+                        finish = closing;
+                        break;
+                    }
+                    Poll::Ready(Err(_)) => {
+                        // Sticky: the next operation reports it.
+                        finish = closing;
+                        break;
+                    }
+                    Poll::Pending => {
+                        let Some(io) = out.io.clone() else { break };
+                        if self.poll_writable(&mut out, &io).is_pending() {
+                            out.armed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if out.orphan && !finish {
+            if let (Some(timer), Some(me)) = (out.linger.as_mut(), self.me.upgrade()) {
+                let waker = Waker::from(me);
+                give_up = Pin::new(&mut **timer).poll(&mut Context::from_waker(&waker)).is_ready();
+            }
+        }
+        let waiters = out.waiters.take();
+        drop(out);
+        waiters.wake();
+        if finish {
+            if !self.is_closed() {
+                self.finish_close();
+            }
+        } else if give_up {
+            self.close_now();
+        }
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -282,14 +498,38 @@ impl Conn {
     /// and returns the settings, under one lock.
     pub(crate) fn driver_turn(&self, cx: &Context<'_>) -> (Option<Duration>, Option<Duration>, bool) {
         let mut ctl = self.ctl();
-        store_waker(&mut ctl.driver, cx);
-        if !self.has_driver.load(Ordering::Relaxed) {
-            // SeqCst with `queued_more`: a writer that does not see the flag
-            // queued its bytes before the turn that follows looks at them.
-            self.has_driver.store(true, Ordering::SeqCst);
+        if !ctl.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            store_waker(&mut ctl.driver, cx);
         }
         let (read, write) = ctl.timeouts();
         (read, write, ctl.paused)
+    }
+
+    /// A callback driver polls this connection from now on.
+    pub(crate) fn driver_made(&self) {
+        // SeqCst with `queued_more`: a writer that does not see the flag
+        // arms a send behind, one that does wakes the driver.
+        self.has_driver.store(true, Ordering::SeqCst);
+    }
+
+    /// The callback driver is gone (it ended, or was dropped with its
+    /// task): nobody reads any more, so the connection closes gracefully,
+    /// delivering what is queued.
+    pub(crate) fn driver_dropped(&self) {
+        self.has_driver.store(false, Ordering::SeqCst);
+        self.ctl().driver = None;
+        if self.is_closed() {
+            return;
+        }
+        if !self.is_connected() {
+            self.close_now();
+            return;
+        }
+        self.closing.store(true, Ordering::Release);
+        let mut out = self.output();
+        out.refuse_fast();
+        out.orphan = true;
+        self.arm(&mut out);
     }
 
     /// Wakes the callback driver: another task queued output, asked to
@@ -401,7 +641,7 @@ impl Conn {
     /// One read from the kernel into the input buffer, waiting for
     /// readiness with `cx` when the kernel has nothing. Ready(Ok(0)) is end
     /// of file.
-    fn poll_fill_locked(&self, inp: &mut InputSide, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn poll_fill_locked(&self, inp: &mut InputSide, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if let Some(kind) = inp.error {
             return Poll::Ready(Err(sticky(kind)));
         }
@@ -413,12 +653,12 @@ impl Conn {
                 return Poll::Ready(Err(Event::closed()));
             }
             // Not connected yet: `attach` wakes us.
-            inp.waiters.register(cx);
+            inp.waiters.register(id, cx);
             return Poll::Pending;
         };
         loop {
             if inp.drained {
-                match readable(inp, &io, cx) {
+                match readable(inp, &io, id, cx) {
                     Poll::Ready(Ok(())) => inp.drained = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
@@ -451,7 +691,7 @@ impl Conn {
 
     /// futures-io `poll_read`: buffered bytes first; a large enough `out`
     /// with nothing buffered is read into directly, skipping the copy.
-    pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(&self, id: WaitId, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         if self.is_closed() {
             return Poll::Ready(Err(Event::closed()));
         }
@@ -466,7 +706,7 @@ impl Conn {
             if let Some(io) = inp.io.clone() {
                 loop {
                     if inp.drained {
-                        ready!(readable(&mut inp, &io, cx))?;
+                        ready!(readable(&mut inp, &io, id, cx))?;
                         inp.drained = false;
                     }
                     match sys::read_slice(io.get_ref(), out) {
@@ -485,7 +725,7 @@ impl Conn {
                 }
             }
         }
-        match self.poll_fill_locked(&mut inp, cx) {
+        match self.poll_fill_locked(&mut inp, id, cx) {
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(inp.buf.copy_to(out))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
@@ -494,13 +734,13 @@ impl Conn {
 
     /// Takes everything buffered, reading first if nothing is. `Ok(None)`
     /// is end of file. Used by `poll_fill_buf` and the drained callback mode.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+    pub(crate) fn poll_take(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         if self.is_closed() {
             return Poll::Ready(Err(Event::closed()));
         }
         let mut inp = self.input();
         if inp.buf.is_empty() {
-            match self.poll_fill_locked(&mut inp, cx) {
+            match self.poll_fill_locked(&mut inp, id, cx) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Ok(None)),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -515,12 +755,12 @@ impl Conn {
 
     /// Reads into the input buffer without taking anything out (the stream
     /// mode of the callback face). Ready(Ok(0)) is end of file.
-    pub(crate) fn poll_fill(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_fill(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.is_closed() {
             return Poll::Ready(Err(Event::closed()));
         }
         let mut inp = self.input();
-        self.poll_fill_locked(&mut inp, cx)
+        self.poll_fill_locked(&mut inp, id, cx)
     }
 
     /// Peeks at the buffered bytes without consuming them.
@@ -580,19 +820,52 @@ impl Conn {
         Ok(())
     }
 
-    fn queued_more(&self, out: &OutputSide, was_empty: bool) {
+    /// Bytes joined the queue: the write that made it non-empty makes sure
+    /// they go out by themselves, by waking the driver (unless its callback
+    /// is running: it flushes when that returns) or, with no driver, by
+    /// arming a send behind.
+    fn queued_more(&self, out: &mut OutputSide, was_empty: bool) {
         if !was_empty {
-            // The write that made the queue non-empty already told the
-            // driver (woke it, or it sees the queue when its callback
-            // returns); more bytes change nothing it must know. This skips
-            // the `xchg` of a SeqCst store on all but the first write.
+            // The write that made the queue non-empty already did; this
+            // skips the `xchg` of a SeqCst store on all but the first write.
             self.out_len.store(out.queue.len(), Ordering::Release);
             return;
         }
         self.out_len.store(out.queue.len(), Ordering::SeqCst);
-        if self.has_driver.load(Ordering::SeqCst) && !self.in_callback.load(Ordering::SeqCst) {
-            self.wake_driver();
+        if self.has_driver.load(Ordering::SeqCst) {
+            if !self.in_callback.load(Ordering::SeqCst) {
+                self.wake_driver();
+            }
+        } else {
+            self.arm(out);
         }
+    }
+
+    /// Fails the connection if `len` more bytes would pass the bound on
+    /// what it may queue.
+    fn check_bound(&self, out: &mut OutputSide, len: usize) -> io::Result<()> {
+        if out.queue.len().saturating_add(len) <= out.max_queued {
+            return Ok(());
+        }
+        out.error = Some(io::ErrorKind::OutOfMemory);
+        out.refuse_fast();
+        // The driver (if any) reports it to `event_cb` and closes.
+        self.wake_driver();
+        Err(sticky(io::ErrorKind::OutOfMemory))
+    }
+
+    pub(crate) fn set_max_queued(&self, max: usize) -> io::Result<()> {
+        if max == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max_queued must be above 0"));
+        }
+        let mut out = self.output();
+        out.max_queued = max;
+        out.refuse_fast();
+        Ok(())
+    }
+
+    pub(crate) fn max_queued(&self) -> usize {
+        self.output().max_queued
     }
 
     /// cl-async's `write-sequence`: queues all of `data`, never waits.
@@ -603,15 +876,16 @@ impl Conn {
     /// the bytes just join it.
     pub(crate) fn write_now(&self, data: &[u8]) -> io::Result<()> {
         let mut out = self.output();
-        if out.fast_until != 0 {
+        if out.fast_until != 0 && out.queue.len() + data.len() <= out.max_queued {
             out.queue.push_slice(data);
             self.out_len.store(out.queue.len(), Ordering::Release);
             return Ok(());
         }
         self.check_writable(&out)?;
+        self.check_bound(&mut out, data.len())?;
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(data);
-        self.queued_more(&out, was_empty && !data.is_empty());
+        self.queued_more(&mut out, was_empty && !data.is_empty());
         out.arm_fast();
         Ok(())
     }
@@ -620,10 +894,11 @@ impl Conn {
     pub(crate) fn write_bytes_now(&self, data: Bytes) -> io::Result<()> {
         let mut out = self.output();
         self.check_writable(&out)?;
+        self.check_bound(&mut out, data.len())?;
         let was_empty = out.queue.is_empty();
         let nonempty = !data.is_empty();
         out.queue.push_bytes(data);
-        self.queued_more(&out, was_empty && nonempty);
+        self.queued_more(&mut out, was_empty && nonempty);
         Ok(())
     }
 
@@ -637,10 +912,10 @@ impl Conn {
     }
 
     /// Writes queued output until it is all out (Ready(Ok)), the kernel is
-    /// full (Pending, woken when writable if `cx` is given), or the budget
-    /// is spent ([`FLUSH_BUDGET`] writes, or [`FLUSH_BYTES`] bytes when `cx`
-    /// is given; Pending after waking `cx`, to let other tasks run).
-    fn flush_locked(&self, out: &mut OutputSide, cx: Option<&mut Context<'_>>) -> Poll<io::Result<()>> {
+    /// full (Pending, woken when writable if a task is given), or the
+    /// budget is spent ([`FLUSH_BUDGET`] writes, or [`FLUSH_BYTES`] bytes
+    /// for a task; Pending after waking it, to let other tasks run).
+    fn flush_locked(&self, out: &mut OutputSide, task: Option<(WaitId, &mut Context<'_>)>) -> Poll<io::Result<()>> {
         if out.queue.is_empty() {
             return Poll::Ready(Ok(()));
         }
@@ -651,10 +926,14 @@ impl Conn {
             if self.is_closed() {
                 return Poll::Ready(Err(Event::closed()));
             }
-            if let Some(cx) = cx {
-                out.waiters.register(cx);
+            if let Some((id, cx)) = task {
+                out.waiters.register(id, cx);
             }
             return Poll::Pending;
+        };
+        let (id, cx) = match task {
+            Some((id, cx)) => (Some(id), Some(cx)),
+            None => (None, None),
         };
         // `force_output` (no context) pushes all the kernel takes, as it
         // promises; the flushes of a task yield after `FLUSH_BYTES`.
@@ -682,6 +961,7 @@ impl Conn {
                     if out.queue.is_empty() {
                         out.drains += 1;
                         out.refuse_fast();
+                        self.drained(out, id);
                         return Poll::Ready(Ok(()));
                     }
                     budget -= n.min(budget);
@@ -689,9 +969,12 @@ impl Conn {
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match cx.as_deref_mut() {
-                    None => return Poll::Pending,
-                    Some(cx) => ready!(writable(out, &io, cx))?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match (id, cx.as_deref_mut()) {
+                    (Some(id), Some(cx)) => {
+                        out.waiters.register(id, cx);
+                        ready!(self.poll_writable(out, &io))?
+                    }
+                    _ => return Poll::Pending,
                 },
                 Err(e) => {
                     out.error = Some(e.kind());
@@ -706,6 +989,19 @@ impl Conn {
         Poll::Pending
     }
 
+    /// The queue is empty: tasks waiting for that are woken (but `me`, which
+    /// is going on), and a send behind no longer needed is dropped.
+    fn drained(&self, out: &mut OutputSide, me: Option<WaitId>) {
+        match me {
+            Some(id) => out.waiters.ready(id),
+            None => out.waiters.take().wake(),
+        }
+        if out.armed && !out.orphan {
+            out.armed = false;
+            out.writable = None;
+        }
+    }
+
     /// Pushes queued output to the kernel without waiting (cl-async's
     /// `force-output`).
     pub(crate) fn force_output(&self) -> io::Result<()> {
@@ -716,12 +1012,12 @@ impl Conn {
         }
     }
 
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Err(Event::closed()));
         }
         let mut out = self.output();
-        let res = self.flush_locked(&mut out, Some(cx));
+        let res = self.flush_locked(&mut out, Some((id, cx)));
         if res.is_ready() {
             out.held = false;
         }
@@ -741,6 +1037,7 @@ impl Conn {
             let mut out = self.output();
             out.shut_requested = true;
             out.refuse_fast();
+            self.arm(&mut out);
             out.waiters.take()
         };
         w.wake();
@@ -771,43 +1068,15 @@ impl Conn {
     /// A graceful close asked for through a `TcpSocket` handle is finished
     /// here, as `TcpSocket::close` promises (the callback face's driver
     /// finishes it otherwise).
-    pub(crate) fn push_output(&self, cx: &mut Context<'_>) {
+    pub(crate) fn push_output(&self, id: WaitId, cx: &mut Context<'_>) {
         if self.is_closed() {
             return;
         }
         if self.closing.load(Ordering::Acquire) && self.is_connected() {
-            let _ = self.poll_close(cx);
+            let _ = self.poll_close(id, cx);
         } else if self.queued() != 0 {
-            let _ = self.poll_flush(cx);
+            let _ = self.poll_flush(id, cx);
         }
-    }
-
-    /// [`Conn::poll_write`] through a handle that may be the connection's
-    /// only one.
-    ///
-    /// A stream owned by one task usually is: no socket clone, no other
-    /// half, no driver. `Arc::get_mut` proves it (one atomic operation), and
-    /// then nothing else can reach the connection while the handle is
-    /// borrowed, so a small write goes into the queue without taking the
-    /// output lock: the lock's two atomic operations and poison checks were
-    /// a third of the cost of a 16-byte write. Anything else takes the
-    /// locked path.
-    ///
-    /// Out of line on purpose: inlined, its registers made every poll of
-    /// the caller's `write_all` future save and restore six of them, and
-    /// kept that future from being inlined into its loop (callgrind: 112 →
-    /// 96 instructions per 16-byte `write_all` out of line).
-    #[inline(never)]
-    pub(crate) fn poll_write_owned(this: &mut Arc<Conn>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(conn) = Arc::get_mut(this) {
-            let out = conn.output.get_mut().unwrap_or_else(|e| e.into_inner());
-            if out.joins_queue(buf.len()) {
-                out.queue.push_slice(buf);
-                *conn.out_len.get_mut() = out.queue.len();
-                return Poll::Ready(Ok(buf.len()));
-            }
-        }
-        this.poll_write(cx, buf)
     }
 
     /// futures-io `poll_write`, with the high/low-water backpressure.
@@ -816,21 +1085,22 @@ impl Conn {
     /// already holds output (so a flush is coming) and stays below the
     /// high-water mark is copied in, and that is all. Everything else is
     /// [`Conn::poll_write_slow`].
-    #[inline(never)]
-    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    #[inline]
+    pub(crate) fn poll_write(&self, id: WaitId, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut out = self.output();
         if out.joins_queue(buf.len()) {
             out.queue.push_slice(buf);
             self.out_len.store(out.queue.len(), Ordering::Release);
             return Poll::Ready(Ok(buf.len()));
         }
-        self.poll_write_slow(out, cx, buf)
+        self.poll_write_slow(out, id, cx, buf)
     }
 
     #[inline(never)]
     fn poll_write_slow(
         &self,
         mut out: MutexGuard<'_, OutputSide>,
+        id: WaitId,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
@@ -843,7 +1113,7 @@ impl Conn {
         if out.held || out.queue.len() >= out.high as usize {
             out.held = true;
             out.refuse_fast();
-            match self.flush_locked(&mut out, Some(cx)) {
+            match self.flush_locked(&mut out, Some((id, cx))) {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 _ if out.queue.len() > out.low as usize => return Poll::Pending,
                 _ => out.held = false,
@@ -860,7 +1130,10 @@ impl Conn {
                             out.sent(n);
                             return Poll::Ready(Ok(n));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(writable(&mut out, &io, cx))?,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            out.waiters.register(id, cx);
+                            ready!(self.poll_writable(&mut out, &io))?
+                        }
                         Err(e) => {
                             out.error = Some(e.kind());
                             out.refuse_fast();
@@ -874,7 +1147,7 @@ impl Conn {
         let n = buf.len().min(room.max(DIRECT_WRITE));
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(&buf[..n]);
-        self.queued_more(&out, was_empty);
+        self.queued_more(&mut out, was_empty);
         // Accepted: the next small writes may take the fast path (a drain
         // below turns it off again).
         out.arm_fast();
@@ -883,16 +1156,16 @@ impl Conn {
             // next call, which then holds back.
             // The bytes were accepted either way: an error is sticky and
             // the next call reports it.
-            let _ = self.flush_locked(&mut out, Some(cx));
+            let _ = self.flush_locked(&mut out, Some((id, cx)));
         }
         Poll::Ready(Ok(n))
     }
 
     /// Flushes, then shuts down the write side (half-close). Harmless to
-    /// repeat.
-    pub(crate) fn poll_shutdown_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// repeat while the connection is open; `Closed` once it is closed.
+    pub(crate) fn poll_shutdown_write(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Err(Event::closed()));
         }
         let mut out = self.output();
         // A close in progress (`poll_close` set `closing` first) must reach
@@ -902,24 +1175,34 @@ impl Conn {
         if out.shut {
             return Poll::Ready(Ok(()));
         }
-        match self.flush_locked(&mut out, Some(cx)) {
+        match self.flush_locked(&mut out, Some((id, cx))) {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
         if out.io.is_none() {
-            out.waiters.register(cx);
+            out.waiters.register(id, cx);
             return Poll::Pending;
         }
         Poll::Ready(shutdown_locked(&mut out))
     }
 
     /// Marks the connection closing: writes are refused from now on, queued
-    /// output still goes. The driver (or the next poll) finishes the close.
+    /// output still goes. The driver finishes the close, or with no driver
+    /// a send behind does (so a task awaiting a read sees `Closed`).
     pub(crate) fn request_close(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
+            if !self.has_driver.load(Ordering::SeqCst) && !self.is_connected() {
+                // Nobody will connect it: nothing queued can go out.
+                self.close_now();
+                return;
+            }
             let w = {
                 let mut out = self.output();
                 out.refuse_fast();
+                if !self.has_driver.load(Ordering::SeqCst) {
+                    out.orphan = true;
+                    self.arm(&mut out);
+                }
                 out.waiters.take()
             };
             w.wake();
@@ -929,13 +1212,15 @@ impl Conn {
 
     /// Graceful close: refuse new writes, flush, shut down the write side,
     /// then release the socket. Harmless to repeat.
-    pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Ok(()));
         }
         self.closing.store(true, Ordering::Release);
-        let res = match self.poll_shutdown_write(cx) {
+        let res = match self.poll_shutdown_write(id, cx) {
             Poll::Pending if self.is_connected() => return Poll::Pending,
+            // A send behind finished it meanwhile.
+            _ if self.is_closed() => return Poll::Ready(Ok(())),
             // Closed before it connected: nothing queued can go out.
             Poll::Pending => Err(Event::Canceled { socket: None }.into()),
             Poll::Ready(res) => res,
@@ -976,6 +1261,8 @@ impl Conn {
             self.closed.store(true, Ordering::Release);
             i.readable = None;
             o.writable = None;
+            o.armed = false;
+            o.linger = None;
             i.buf.clear();
             o.queue.clear();
             o.refuse_fast();
@@ -1006,17 +1293,8 @@ fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
     }
 }
 
-fn readable(inp: &mut InputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waiters, cx)
-}
-
-fn writable(out: &mut OutputSide, io: &Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(
-        &mut out.writable,
-        || Box::new(io.clone().writable_owned()),
-        &mut out.waiters,
-        cx,
-    )
+fn readable(inp: &mut InputSide, io: &Io, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waiters, id, cx)
 }
 
 /// Reads and discards what the kernel holds, bounded, so that closing the

@@ -46,6 +46,7 @@ impl fmt::Display for Clock {
 /// | `streamish-closed`       | [`Event::Closed`]        | `NotConnected`       |
 /// | `streamish-broken-pipe`  | [`Event::BrokenPipe`]    | `BrokenPipe`         |
 /// | `streamish-canceled`     | [`Event::Canceled`]      | `Other`              |
+/// | `streamish-queue-full`   | [`Event::QueueFull`]     | `OutOfMemory`        |
 /// | any other I/O error      | [`Event::Io`]            | the error's own      |
 ///
 /// `Event` converts to and from [`io::Error`]: an `io::Error` made from an
@@ -137,6 +138,14 @@ pub enum Event {
         /// The socket it happened on.
         socket: Option<TcpSocket>,
     },
+    /// The connection queued more output than its bound allows
+    /// (`streamish-queue-full`): the peer does not read what it is sent.
+    /// The connection fails rather than grow without end; see
+    /// [`TcpSocket::set_max_queued`].
+    QueueFull {
+        /// The socket it happened on.
+        socket: Option<TcpSocket>,
+    },
     /// Any other I/O error.
     Io {
         /// The socket it happened on.
@@ -161,6 +170,7 @@ macro_rules! socket_field {
             | Event::Closed { socket }
             | Event::BrokenPipe { socket, .. }
             | Event::Canceled { socket }
+            | Event::QueueFull { socket }
             | Event::Io { socket, .. } => socket,
         }
     };
@@ -195,6 +205,7 @@ impl Event {
             Event::Closed { .. } => io::ErrorKind::NotConnected,
             Event::BrokenPipe { .. } => io::ErrorKind::BrokenPipe,
             Event::Canceled { .. } => io::ErrorKind::Other,
+            Event::QueueFull { .. } => io::ErrorKind::OutOfMemory,
             Event::Io { error, .. } => error.kind(),
         }
     }
@@ -212,6 +223,7 @@ impl Event {
             Event::Closed { .. } => "streamish-closed",
             Event::BrokenPipe { .. } => "streamish-broken-pipe",
             Event::Canceled { .. } => "streamish-canceled",
+            Event::QueueFull { .. } => "streamish-queue-full",
             Event::Io { .. } => "streamish-error",
         }
     }
@@ -259,7 +271,7 @@ impl fmt::Debug for Event {
             | Event::Io { error, .. } => {
                 d.field("error", error);
             }
-            Event::Eof { .. } | Event::Closed { .. } | Event::Canceled { .. } => {}
+            Event::Eof { .. } | Event::Closed { .. } | Event::Canceled { .. } | Event::QueueFull { .. } => {}
         }
         d.finish()
     }
@@ -273,6 +285,7 @@ impl fmt::Display for Event {
             Event::Dns { host, error, .. } => write!(f, "cannot resolve {host:?}: {error}"),
             Event::Closed { .. } => f.write_str("the stream is closed"),
             Event::Canceled { .. } => f.write_str("the operation was canceled"),
+            Event::QueueFull { .. } => f.write_str("too much output queued: the peer does not read"),
             Event::Reset { error, .. }
             | Event::Refused { error, .. }
             | Event::Aborted { error, .. }
@@ -328,6 +341,7 @@ impl From<io::Error> for Event {
             io::ErrorKind::AddrInUse => Event::AddressInUse { socket, error: err },
             io::ErrorKind::NotConnected => Event::Closed { socket },
             io::ErrorKind::BrokenPipe => Event::BrokenPipe { socket, error: err },
+            io::ErrorKind::OutOfMemory => Event::QueueFull { socket },
             _ => Event::Io { socket, error: err },
         }
     }

@@ -123,7 +123,7 @@ pub trait AsyncOutputStreamExt: AsyncOutputStream {
     /// let server = TcpServer::bind("127.0.0.1:0")?;
     /// let mut stream = TcpStream::connect(server.local_addr()).await?;
     /// stream.write_subsequence(b"abcdef", 1, Some(4))?; // "bcd"
-    /// assert_eq!(stream.queued(), 3);
+    /// assert!(stream.queued() <= 3); // the send behind may have taken some
     /// assert!(stream.write_subsequence(b"abc", 2, Some(9)).is_err());
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```

@@ -117,7 +117,7 @@ pub use callback::{
     Driver, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, spawn, stats, tcp_connect,
     tcp_server, with_event_loop,
 };
-pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
+pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DROP_LINGER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
 pub use server::{DEFAULT_BACKLOG, Incoming, TcpServer};

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use async_io::{Async, ReadableOwned};
 use futures_lite::Stream;
 
-use crate::wait::{Waiters, poll_ready};
+use crate::wait::{Ids, WaitId, Waiters, poll_ready};
 use crate::{Event, TcpStream};
 
 /// The listen backlog when none is given (cl-async's default).
@@ -44,6 +44,10 @@ pub struct TcpServer {
     /// The wait for a connection in progress, and the tasks waiting (see
     /// `wait::poll_ready`: `Async::poll_readable` can miss events).
     wait: Mutex<(Option<ReadableOwned<TcpListener>>, Waiters)>,
+    /// Keys for the accept futures and streams that wait; the first one
+    /// is `poll_accept`'s, whose callers replace each other's waker as
+    /// `Async::poll_readable`'s do.
+    ids: Ids,
 }
 
 impl TcpServer {
@@ -63,7 +67,14 @@ impl TcpServer {
                     let local = listener.local_addr()?;
                     let listener = Arc::new(Async::new(listener)?);
                     let wait = Mutex::new((None, Waiters::None));
-                    return Ok(TcpServer { listener, local, wait });
+                    let ids = Ids::default();
+                    ids.next();
+                    return Ok(TcpServer {
+                        listener,
+                        local,
+                        wait,
+                        ids,
+                    });
                 }
                 Err(e) => {
                     let error = io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
@@ -82,13 +93,22 @@ impl TcpServer {
         self.local
     }
 
-    /// Waits for the next connection. `TCP_NODELAY` is turned on.
+    /// Waits for the next connection. `TCP_NODELAY` is turned on. Several
+    /// tasks may wait at once; a canceled wait leaves nothing behind.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        futures_lite::future::poll_fn(|cx| self.poll_accept(cx)).await
+        let wait = Waiting::new(self);
+        futures_lite::future::poll_fn(|cx| self.poll_accept_as(wait.id, cx)).await
     }
 
-    /// Polls for the next connection.
+    /// Polls for the next connection. Tasks that poll this directly share
+    /// one place among the waiters (the last to poll is woken), as with
+    /// `Async::poll_readable`; [`accept`](TcpServer::accept) and
+    /// [`incoming`](TcpServer::incoming) give each waiter its own.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.poll_accept_as(WaitId::FIRST, cx)
+    }
+
+    fn poll_accept_as(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         loop {
             match self.listener.get_ref().accept() {
                 Ok((stream, addr)) => {
@@ -98,7 +118,7 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
                     let (slot, waiters) = &mut *wait;
-                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiters, cx))?
+                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiters, id, cx))?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -109,7 +129,31 @@ impl TcpServer {
     /// The accepted connections as a `Stream`. An error (for example, out
     /// of file descriptors) is yielded and the stream goes on.
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { server: self }
+        Incoming {
+            wait: Waiting::new(self),
+        }
+    }
+}
+
+/// A waiter's place among the server's, left when it is dropped.
+struct Waiting<'a> {
+    server: &'a TcpServer,
+    id: WaitId,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(server: &'a TcpServer) -> Waiting<'a> {
+        Waiting {
+            server,
+            id: server.ids.next(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut wait = self.server.wait.lock().unwrap_or_else(|e| e.into_inner());
+        wait.1.remove(self.id);
     }
 }
 
@@ -122,20 +166,21 @@ impl fmt::Debug for TcpServer {
 /// The stream of [`TcpServer::incoming`].
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
-    server: &'a TcpServer,
+    wait: Waiting<'a>,
 }
 
 impl Stream for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.server.poll_accept(cx).map(|r| Some(r.map(|(s, _)| s)))
+        let wait = &self.wait;
+        wait.server.poll_accept_as(wait.id, cx).map(|r| Some(r.map(|(s, _)| s)))
     }
 }
 
 impl fmt::Debug for Incoming<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming").field("local", &self.server.local).finish()
+        f.debug_struct("Incoming").field("local", &self.wait.server.local).finish()
     }
 }
 

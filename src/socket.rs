@@ -42,18 +42,32 @@ use crate::conn::Conn;
 /// assert_eq!(got, "hai");
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-#[derive(Clone)]
 pub struct TcpSocket {
     pub(crate) conn: Arc<Conn>,
 }
 
+impl Clone for TcpSocket {
+    fn clone(&self) -> TcpSocket {
+        TcpSocket::from_conn(self.conn.clone())
+    }
+}
+
+/// The last handle of a connection delivers what is queued, then closes
+/// gracefully, without blocking (see [`DROP_LINGER`](crate::DROP_LINGER)).
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        self.conn.handle_dropped();
+    }
+}
+
 impl TcpSocket {
     pub(crate) fn from_conn(conn: Arc<Conn>) -> TcpSocket {
+        conn.handle_made();
         TcpSocket { conn }
     }
 
     pub(crate) fn from_async(io: Async<std::net::TcpStream>) -> TcpSocket {
-        TcpSocket::from_conn(Arc::new(Conn::new(Some(Arc::new(io)))))
+        TcpSocket::from_conn(Conn::new(Some(Arc::new(io))))
     }
 
     /// Queues `data` to be sent (cl-async's `write-socket-data`). Never
@@ -197,6 +211,37 @@ impl TcpSocket {
     /// Removes the application data.
     pub fn clear_data(&self) {
         self.conn.set_data(None);
+    }
+
+    /// Bounds what this connection may queue through writes that never
+    /// wait (`write`, `write_bytes`, `write_sequence`): a write that would
+    /// pass `max` bytes fails, and the connection with it, with
+    /// [`Event::QueueFull`](crate::Event::QueueFull) (the callback face
+    /// reports it to `event_cb`). `AsyncWrite` never gets there: it holds
+    /// back at the high-water mark. The default is
+    /// [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED); zero is refused
+    /// with `InvalidInput`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{Event, TcpServer, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let socket = TcpStream::connect(server.local_addr()).await?.into_socket();
+    /// socket.set_max_queued(4)?;
+    /// let err = socket.write(b"12345").unwrap_err();
+    /// assert!(matches!(Event::from(err), Event::QueueFull { .. }));
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub fn set_max_queued(&self, max: usize) -> io::Result<()> {
+        self.conn.set_max_queued(max)
+    }
+
+    /// The bound on queued output (see [`set_max_queued`](TcpSocket::set_max_queued)).
+    pub fn max_queued(&self) -> usize {
+        self.conn.max_queued()
     }
 
     /// Whether two handles refer to the same connection.

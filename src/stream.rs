@@ -16,7 +16,7 @@ use bytes::{Buf, Bytes};
 use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 use crate::addr::{self, ToAddrs};
-use crate::conn::Conn;
+use crate::wait::WaitId;
 use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, TcpSocket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
@@ -25,11 +25,21 @@ use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, TcpSocket};
 struct Reader {
     socket: TcpSocket,
     front: Bytes,
+    /// This handle's key among the connection's waiting tasks (a whole
+    /// stream writes under it too).
+    id: WaitId,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.socket.conn.forget(self.id);
+    }
 }
 
 impl Reader {
     fn new(socket: TcpSocket) -> Reader {
         Reader {
+            id: socket.conn.ids.next(),
             socket,
             front: Bytes::new(),
         }
@@ -42,12 +52,12 @@ impl Reader {
             self.front.advance(n);
             return Poll::Ready(Ok(n));
         }
-        self.socket.conn.poll_read(cx, buf)
+        self.socket.conn.poll_read(self.id, cx, buf)
     }
 
     fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         if self.front.is_empty() {
-            if let Some(bytes) = ready!(self.socket.conn.poll_take(cx))? {
+            if let Some(bytes) = ready!(self.socket.conn.poll_take(self.id, cx))? {
                 self.front = bytes;
             }
         }
@@ -144,10 +154,24 @@ pub struct TcpInputStream {
 /// The output half of a [`TcpStream`]: cl-async's `async-output-stream`.
 ///
 /// Made by [`TcpStream::split`] or by wrapping a socket with
-/// [`TcpOutputStream::new`]. Dropping it does not shut down the write side:
-/// close it for that.
+/// [`TcpOutputStream::new`]. Dropping the half made by `split` shuts down
+/// the write side once its queued bytes are out (the peer sees end of
+/// file), as tokio's write half does; one made by `new` leaves the socket
+/// as it is.
 pub struct TcpOutputStream {
     socket: TcpSocket,
+    id: WaitId,
+    /// Made by `split`: dropping it half-closes.
+    half: bool,
+}
+
+impl Drop for TcpOutputStream {
+    fn drop(&mut self) {
+        self.socket.conn.forget(self.id);
+        if self.half {
+            self.socket.conn.request_shutdown_write();
+        }
+    }
 }
 
 /// The error of [`TcpStream::reunite`]: the halves came from different
@@ -235,9 +259,8 @@ impl TcpStream {
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
     pub fn split(self) -> (TcpInputStream, TcpOutputStream) {
-        let output = TcpOutputStream {
-            socket: self.reader.socket.clone(),
-        };
+        let mut output = TcpOutputStream::new(self.reader.socket.clone());
+        output.half = true;
         (TcpInputStream { reader: self.reader }, output)
     }
 
@@ -245,6 +268,8 @@ impl TcpStream {
     /// halves of different connections are given back in the error.
     pub fn reunite(input: TcpInputStream, output: TcpOutputStream) -> Result<TcpStream, ReuniteError> {
         if input.reader.socket.ptr_eq(&output.socket) {
+            let mut output = output;
+            output.half = false;
             Ok(TcpStream { reader: input.reader })
         } else {
             Err(ReuniteError(input, output))
@@ -255,7 +280,8 @@ impl TcpStream {
     /// Reading goes on until the peer's end of file. `AsyncWrite::close`
     /// does the same.
     pub async fn shutdown_write(&mut self) -> io::Result<()> {
-        futures_lite::future::poll_fn(|cx| self.reader.socket.conn.poll_shutdown_write(cx)).await
+        let id = self.reader.id;
+        futures_lite::future::poll_fn(|cx| self.reader.socket.conn.poll_shutdown_write(id, cx)).await
     }
 
     /// Shuts down the read side, the write side or both at once, without
@@ -309,7 +335,7 @@ fn restore_front(reader: Reader) -> TcpSocket {
         let _ = reader.socket.conn.append_input(&reader.front);
         let _ = reader.socket.conn.append_input(&rest);
     }
-    reader.socket
+    reader.socket.clone()
 }
 
 impl TcpInputStream {
@@ -331,17 +357,24 @@ impl TcpOutputStream {
     /// Wraps a socket in an output stream (cl-async's
     /// `make-instance 'async-output-stream :socket sock`).
     pub fn new(socket: TcpSocket) -> TcpOutputStream {
-        TcpOutputStream { socket }
+        TcpOutputStream {
+            id: socket.conn.ids.next(),
+            socket,
+            half: false,
+        }
     }
 
-    /// Gives up the stream, keeping the socket.
-    pub fn into_socket(self) -> TcpSocket {
-        self.socket
+    /// Gives up the stream, keeping the socket (a half made by `split` is
+    /// then not shut down).
+    pub fn into_socket(mut self) -> TcpSocket {
+        self.half = false;
+        self.socket.clone()
     }
 
     /// Half-close: sends what is queued, then shuts down the write side.
     pub async fn shutdown_write(&mut self) -> io::Result<()> {
-        futures_lite::future::poll_fn(|cx| self.socket.conn.poll_shutdown_write(cx)).await
+        let id = self.id;
+        futures_lite::future::poll_fn(|cx| self.socket.conn.poll_shutdown_write(id, cx)).await
     }
 
     /// Queues `data` without copying it (unless it is small); never waits.
@@ -395,7 +428,7 @@ macro_rules! impl_input {
             fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
                 this.reader.front = Bytes::new();
-                this.reader.socket.conn.poll_close(cx)
+                this.reader.socket.conn.poll_close(this.reader.id, cx)
             }
             fn abort(&mut self) {
                 self.reader.front = Bytes::new();
@@ -407,7 +440,7 @@ macro_rules! impl_input {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
                 let this = self.get_mut();
                 if $push {
-                    this.reader.socket.conn.push_output(cx);
+                    this.reader.socket.conn.push_output(this.reader.id, cx);
                 }
                 this.reader.poll_read(cx, buf)
             }
@@ -417,7 +450,7 @@ macro_rules! impl_input {
             fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
                 let this = self.get_mut();
                 if $push {
-                    this.reader.socket.conn.push_output(cx);
+                    this.reader.socket.conn.push_output(this.reader.id, cx);
                 }
                 this.reader.poll_fill_buf(cx)
             }
@@ -452,19 +485,19 @@ impl_input!(TcpInputStream, push_output: false);
 // ---- the traits, for the types that write ----
 
 macro_rules! impl_output {
-    ($ty:ident, $($sock:ident).+) => {
+    ($ty:ident, $($sock:ident).+, $($id:ident).+) => {
         impl AsyncWrite for $ty {
             #[inline]
-            fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                Conn::poll_write_owned(&mut self.$($sock).+.conn, cx, buf)
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.$($sock).+.conn.poll_write(self.$($id).+, cx, buf)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.$($sock).+.conn.poll_flush(cx)
+                self.$($sock).+.conn.poll_flush(self.$($id).+, cx)
             }
             /// Half-close: flushes, then shuts down the write side; reading
             /// goes on. [`AsyncStream::poll_close_stream`] closes entirely.
             fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.$($sock).+.conn.poll_shutdown_write(cx)
+                self.$($sock).+.conn.poll_shutdown_write(self.$($id).+, cx)
             }
         }
 
@@ -476,7 +509,7 @@ macro_rules! impl_output {
                 self.$($sock).+.conn.force_output()
             }
             fn poll_finish_output(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.$($sock).+.conn.poll_flush(cx)
+                self.$($sock).+.conn.poll_flush(self.$($id).+, cx)
             }
             fn clear_output(&mut self) {
                 self.$($sock).+.conn.clear_output()
@@ -488,15 +521,15 @@ macro_rules! impl_output {
     };
 }
 
-impl_output!(TcpStream, reader.socket);
-impl_output!(TcpOutputStream, socket);
+impl_output!(TcpStream, reader.socket, reader.id);
+impl_output!(TcpOutputStream, socket, id);
 
 impl AsyncStream for TcpOutputStream {
     fn socket(&self) -> &TcpSocket {
         &self.socket
     }
     fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.socket.conn.poll_close(cx)
+        self.socket.conn.poll_close(self.id, cx)
     }
     fn abort(&mut self) {
         self.socket.conn.abort();

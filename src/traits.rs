@@ -135,7 +135,7 @@ pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// stream.write_sequence(b"hello, ")?; // queued, never waits
 /// stream.write_byte(b'w')?;
-/// assert_eq!(stream.queued(), 8);
+/// assert!(stream.queued() <= 8); // goes out by itself, soon
 /// stream.finish_output().await?; // now the kernel has it
 /// assert_eq!(stream.queued(), 0);
 /// # std::io::Result::Ok(()) }).unwrap();
@@ -181,7 +181,7 @@ pub trait AsyncOutputStream: AsyncStream + AsyncWrite {
 /// let stream = TcpStream::connect(server.local_addr()).await?;
 /// let mut boxed: Box<dyn AsyncIoStream + Send + Unpin> = Box::new(stream);
 /// boxed.write_sequence(b"ping")?;
-/// assert_eq!(boxed.queued(), 4);
+/// assert!(boxed.queued() <= 4);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
 pub trait AsyncIoStream: AsyncInputStream + AsyncOutputStream {}

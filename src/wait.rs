@@ -1,38 +1,62 @@
 //! The tasks waiting on one side of a connection (or on a listener), and
 //! waking them.
 //!
-//! Usually one task waits per side: a reader, a writer, the callback
-//! driver. Sometimes several do: the driver flushing while a task awaits
-//! `finish_output` on a stream over the same socket, the driver reading
-//! while a task awaits a read on its stream, tasks sharing a server's
-//! accept. Every one of them must be woken when what it waits for happens,
-//! and none may be woken merely because another polled: two tasks that
-//! each woke the one they replaced would wake each other in turn, two CPUs
-//! busy for as long as the wait lasts. So [`Waiters`] keeps them all, and a
-//! readiness wait polled for several wakes them all through one waker.
+//! A task waits through a handle (a stream, a driver, an accept future), and
+//! the handle's [`WaitId`] is its key here: a task that polls again replaces
+//! its own waker, and a handle that goes removes its entry, so a canceled
+//! wait leaves at most one waker behind per live handle, as
+//! `Async::poll_readable` does per direction. No guess about whether two
+//! wakers belong to one task is needed.
+//!
+//! Usually one task waits per side, kept inline. When several do (the
+//! driver reading while a task awaits a read on a stream of the same
+//! socket, two tasks sharing a server's accept), the readiness wait is
+//! polled with a [`FanOut`] waker that wakes them all, so none wakes
+//! another merely by polling.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+
+/// A handle's key among the waiters of its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaitId(u32);
+
+impl WaitId {
+    /// The first key an [`Ids`] hands out.
+    pub(crate) const FIRST: WaitId = WaitId(0);
+}
+
+/// Hands out [`WaitId`]s, unique per connection (or listener).
+#[derive(Default)]
+pub(crate) struct Ids(AtomicU32);
+
+impl Ids {
+    pub(crate) fn next(&self) -> WaitId {
+        WaitId(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// The tasks waiting on one side.
 #[derive(Default)]
 pub(crate) enum Waiters {
     #[default]
     None,
-    One(Waker),
-    /// Two tasks or more; also the waker a readiness wait is polled with.
+    One(WaitId, Waker),
+    /// Two handles or more; also the waker a readiness wait is polled with.
     Many(Arc<FanOut>),
 }
 
 /// Wakes every task it holds, once: they are forgotten as they are woken,
 /// and a task still waiting registers again when it is next polled.
-pub(crate) struct FanOut(Mutex<Vec<Waker>>);
+#[derive(Default)]
+pub(crate) struct FanOut(Mutex<Vec<(WaitId, Waker)>>);
 
 impl FanOut {
-    fn take(&self) -> Vec<Waker> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<(WaitId, Waker)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -42,44 +66,55 @@ impl Wake for FanOut {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.take().into_iter().for_each(Waker::wake);
+        let all = std::mem::take(&mut *self.list());
+        all.into_iter().for_each(|(_, w)| w.wake());
+    }
+}
+
+/// Stores `new` in `slot` unless the waker there already wakes its task.
+fn replace(slot: &mut Waker, new: &Waker) {
+    if !slot.will_wake(new) {
+        slot.clone_from(new);
     }
 }
 
 impl Waiters {
-    /// Adds the task of `cx`, unless it is already here.
+    /// Registers the task polling through handle `id`, replacing the waker
+    /// that handle left before.
     #[inline]
-    pub(crate) fn register(&mut self, cx: &Context<'_>) {
-        // The one task polling again: the usual case, and nothing to do.
-        if let Waiters::One(w) = self {
-            if same_task(w, cx.waker()) {
-                return;
-            }
+    pub(crate) fn register(&mut self, id: WaitId, cx: &Context<'_>) {
+        match self {
+            Waiters::One(old, w) if *old == id => replace(w, cx.waker()),
+            Waiters::None => *self = Waiters::One(id, cx.waker().clone()),
+            _ => self.add(id, cx.waker()),
         }
-        self.add(cx.waker());
     }
 
     #[cold]
-    fn add(&mut self, new: &Waker) {
+    fn add(&mut self, id: WaitId, new: &Waker) {
         match std::mem::take(self) {
-            Waiters::None => *self = Waiters::One(new.clone()),
-            Waiters::One(old) => {
-                *self = Waiters::Many(Arc::new(FanOut(Mutex::new(vec![old, new.clone()]))));
+            Waiters::None => *self = Waiters::One(id, new.clone()),
+            Waiters::One(old, w) => {
+                *self = Waiters::Many(Arc::new(FanOut(Mutex::new(vec![(old, w), (id, new.clone())]))));
             }
             Waiters::Many(fan) => {
-                let mut list = fan.0.lock().unwrap_or_else(|e| e.into_inner());
-                if list.is_empty() {
-                    // Everyone was woken: start over with this one task.
-                    drop(list);
-                    *self = Waiters::One(new.clone());
-                } else {
-                    if !list.iter().any(|w| same_task(w, new)) {
-                        list.push(new.clone());
-                    }
-                    drop(list);
-                    *self = Waiters::Many(fan);
+                let mut list = fan.list();
+                match list.iter_mut().find(|(k, _)| *k == id) {
+                    Some((_, w)) => replace(w, new),
+                    None => list.push((id, new.clone())),
                 }
+                drop(list);
+                *self = Waiters::Many(fan);
             }
+        }
+    }
+
+    /// Removes handle `id`'s waker: the handle is gone, or its wait is over.
+    pub(crate) fn remove(&mut self, id: WaitId) {
+        match self {
+            Waiters::One(k, _) if *k == id => *self = Waiters::None,
+            Waiters::Many(fan) => fan.list().retain(|(k, _)| *k != id),
+            _ => {}
         }
     }
 
@@ -94,84 +129,77 @@ impl Waiters {
     pub(crate) fn wake(self) {
         match self {
             Waiters::None => {}
-            Waiters::One(w) => w.wake(),
+            Waiters::One(_, w) => w.wake(),
             Waiters::Many(fan) => fan.wake_by_ref(),
         }
     }
 
+    /// How many handles wait (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Waiters::None => 0,
+            Waiters::One(..) => 1,
+            Waiters::Many(fan) => fan.list().len(),
+        }
+    }
+
     /// Polls a readiness wait so that its wake-up reaches every task here
-    /// (`cx` is registered first).
+    /// (handle `id`'s task is registered first).
     #[inline]
-    pub(crate) fn poll<F: Future + Unpin>(&mut self, fut: &mut F, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.register(cx);
+    pub(crate) fn poll<F: Future + Unpin>(&mut self, id: WaitId, fut: &mut F, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.register(id, cx);
         match self {
             Waiters::Many(fan) => Pin::new(fut).poll(&mut Context::from_waker(&Waker::from(fan.clone()))),
             _ => Pin::new(fut).poll(cx),
         }
     }
 
-    /// The wait `cx`'s task polled is over: the other tasks are woken to
-    /// try again (the bytes or the room may be theirs to take), and `cx`'s
-    /// task, which goes on now, stays registered only if it was alone.
+    /// The wait handle `id` polled is over: the other tasks are woken to
+    /// try again (the bytes or the room may be theirs to take), and `id`
+    /// stays registered only if it was alone.
     #[inline]
-    pub(crate) fn ready(&mut self, cx: &Context<'_>) {
+    pub(crate) fn ready(&mut self, id: WaitId) {
         match self {
-            Waiters::One(w) if same_task(w, cx.waker()) => {}
-            _ => self.wake_others(cx.waker()),
+            Waiters::One(k, _) if *k == id => {}
+            _ => self.wake_others(id),
         }
     }
 
     #[cold]
-    fn wake_others(&mut self, me: &Waker) {
+    fn wake_others(&mut self, me: WaitId) {
         match self.take() {
             Waiters::Many(fan) => {
-                for w in fan.take() {
-                    if !same_task(&w, me) {
-                        w.wake();
-                    }
-                }
+                let all = std::mem::take(&mut *fan.list());
+                all.into_iter().filter(|(k, _)| *k != me).for_each(|(_, w)| w.wake());
             }
             other => other.wake(),
         }
     }
 }
 
-/// Whether two wakers wake the same task: `will_wake`, or the same data
-/// pointer. tokio's `block_on` polls its future (the body of
-/// `#[tokio::main]`) with a borrowed waker whose clones carry another copy
-/// of its vtable (tokio 1.54, release builds), so a clone never
-/// `will_wake`s the waker it came from; the data pointer, the task's own
-/// address for every executor we know, is the same. Taken for two tasks,
-/// each poll of a waiting read woke the previous "task" (itself), and the
-/// read spun for as long as it waited (`tests/executors.rs`).
-#[inline]
-pub(crate) fn same_task(a: &Waker, b: &Waker) -> bool {
-    a.will_wake(b) || a.data() == b.data()
-}
-
-/// Polls the readiness wait kept in `slot` (`make` starts one) for the
-/// task of `cx`, among the others in `waiters`.
+/// Polls the readiness wait kept in `slot` (`make` starts one) for handle
+/// `id`'s task, among the others in `waiters`.
 ///
 /// Not `Async::poll_readable` / `poll_writable`: they record the reactor's
 /// tick anew at every registration, and ignore an event of the tick they
-/// recorded. A task that is woken and polls again after the reactor thread
-/// has begun its next tick therefore takes each event as stale, and can go
-/// on doing so: a read then hangs with its bytes or its end of file in the
-/// kernel (seen in `tests/faults.rs`; smol-rs/async-io#156). The owned
-/// futures record the tick once, when the wait starts.
+/// recorded, so a task that polls again after the reactor began its next
+/// tick can take each event as stale and hang (smol-rs/async-io#156). The
+/// owned futures record the tick once, when the wait starts.
 pub(crate) fn poll_ready<F>(
     slot: &mut Option<F>,
     make: impl FnOnce() -> F,
     waiters: &mut Waiters,
+    id: WaitId,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>>
 where
     F: Future<Output = std::io::Result<()>> + Unpin,
 {
-    let res = waiters.poll(slot.get_or_insert_with(make), cx);
+    let res = waiters.poll(id, slot.get_or_insert_with(make), cx);
     if res.is_ready() {
         *slot = None;
-        waiters.ready(cx);
+        waiters.ready(id);
     }
     res
 }
@@ -179,7 +207,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[derive(Default)]
     struct Count(AtomicUsize);
@@ -199,14 +227,18 @@ mod tests {
         c.0.load(Ordering::Relaxed)
     }
 
+    const A: WaitId = WaitId(1);
+    const B: WaitId = WaitId(2);
+
     #[test]
     fn registering_wakes_nobody_and_wake_reaches_every_task_once() {
         let ((a, wa), (b, wb)) = (task(), task());
         let mut w = Waiters::None;
         for _ in 0..3 {
-            w.register(&Context::from_waker(&wa));
-            w.register(&Context::from_waker(&wb));
+            w.register(A, &Context::from_waker(&wa));
+            w.register(B, &Context::from_waker(&wb));
         }
+        assert_eq!(w.len(), 2, "one entry per handle");
         assert_eq!((woken(&a), woken(&b)), (0, 0), "polling again wakes nobody");
         w.take().wake();
         assert_eq!((woken(&a), woken(&b)), (1, 1));
@@ -215,22 +247,39 @@ mod tests {
     }
 
     #[test]
+    fn a_handle_polled_with_new_wakers_keeps_one_entry_and_removes_it() {
+        let mut w = Waiters::None;
+        let tasks: Vec<_> = (0..1000).map(|_| task()).collect();
+        for (_, waker) in &tasks {
+            w.register(A, &Context::from_waker(waker));
+        }
+        w.register(B, &Context::from_waker(&tasks[0].1));
+        assert_eq!(w.len(), 2);
+        // Only the last waker of A and B's are held.
+        assert_eq!(tasks.iter().filter(|(c, _)| Arc::strong_count(c) > 2).count(), 2);
+        w.remove(A);
+        w.remove(B);
+        assert_eq!(w.len(), 0);
+        assert!(tasks.iter().all(|(c, _)| Arc::strong_count(c) == 2));
+    }
+
+    #[test]
     fn a_wait_polled_by_two_tasks_wakes_both_and_its_end_wakes_the_other() {
         let ((a, wa), (b, wb)) = (task(), task());
         let mut w = Waiters::None;
         let mut pending = futures_lite::future::pending::<()>();
-        assert!(w.poll(&mut pending, &mut Context::from_waker(&wa)).is_pending());
-        assert!(w.poll(&mut pending, &mut Context::from_waker(&wb)).is_pending());
-        // The reactor would wake the fan-out it was polled with.
+        assert!(w.poll(A, &mut pending, &mut Context::from_waker(&wa)).is_pending());
+        assert!(w.poll(B, &mut pending, &mut Context::from_waker(&wb)).is_pending());
         let Waiters::Many(fan) = &w else {
             panic!("two tasks, one fan-out")
         };
+        // The reactor would wake the fan-out it was polled with.
         Waker::from(fan.clone()).wake();
         assert_eq!((woken(&a), woken(&b)), (1, 1));
-        // Both poll again; `a` finds the wait over: `b` is woken, not `a`.
-        w.register(&Context::from_waker(&wa));
-        w.register(&Context::from_waker(&wb));
-        w.ready(&Context::from_waker(&wa));
+        // Both poll again; A finds the wait over: B is woken, not A.
+        w.register(A, &Context::from_waker(&wa));
+        w.register(B, &Context::from_waker(&wb));
+        w.ready(A);
         assert_eq!((woken(&a), woken(&b)), (1, 2));
     }
 
@@ -238,9 +287,9 @@ mod tests {
     fn a_lone_task_stays_registered_across_waits() {
         let (a, wa) = task();
         let mut w = Waiters::None;
-        w.register(&Context::from_waker(&wa));
-        w.ready(&Context::from_waker(&wa));
-        assert!(matches!(w, Waiters::One(_)));
+        w.register(A, &Context::from_waker(&wa));
+        w.ready(A);
+        assert!(matches!(w, Waiters::One(..)));
         assert_eq!(woken(&a), 0);
     }
 }

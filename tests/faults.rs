@@ -627,7 +627,10 @@ fn close_force_drops_queued_await() {
             assert_eq!(s.queued(), 0);
         });
         let (got, err) = join(peer);
-        assert_eq!(got.len(), 0, "nothing queued goes out after an abort");
+        // What the send behind already handed to the kernel may arrive
+        // before the reset (async-io's thread can run it at once); what
+        // was still queued never does.
+        assert!(got.len() < 4 * MIB, "queued bytes went out after an abort");
         assert_eq!(err, Some(io::ErrorKind::ConnectionReset), "the peer sees a reset");
     })
 }

@@ -11,7 +11,7 @@ use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::FutureExt;
 
-use super::session::{self, Session};
+use super::session::{self, DriverGuard, Session};
 use super::stats::Dir;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::addr::{self, ToAddrs};
@@ -138,13 +138,17 @@ impl TcpConnect {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot connect to port 0"));
         }
         let target = (self.host.as_str(), self.port).to_target()?;
-        let socket = TcpSocket::from_conn(Arc::new(Conn::new(None)));
+        let socket = TcpSocket::from_conn(Conn::new(None));
         session::init_ctl(&socket, &self.settings);
         for d in self.data {
             socket.write_bytes(d)?;
         }
+        // Marked driven now: a close before the driver's first poll waits
+        // for the connection, as one after it does.
+        let guard = DriverGuard::new(&socket.conn);
         let driver = Driver::new(run(
             socket.clone(),
+            guard,
             target,
             self.connect_timeout,
             self.cbs,
@@ -182,6 +186,7 @@ impl fmt::Debug for TcpConnect {
 /// the session.
 async fn run(
     socket: TcpSocket,
+    guard: DriverGuard,
     target: addr::Target,
     connect_timeout: Option<Duration>,
     cbs: Callbacks,
@@ -233,7 +238,7 @@ async fn run(
     if socket.conn.is_closed() {
         return Ok(());
     }
-    let mut session = Session::new(socket, Arc::new(cbs), &settings, Dir::Outgoing);
+    let mut session = Session::new(socket, Arc::new(cbs), &settings, Dir::Outgoing, guard);
     session.connected();
     session.await
 }

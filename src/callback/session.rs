@@ -14,6 +14,8 @@ use async_io::Timer;
 use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
 use crate::buf::MAX_READ;
+use crate::conn::Conn;
+use crate::wait::WaitId;
 use crate::{Clock, Event, TcpSocket, TcpStream};
 
 /// Turns one poll may take while each finds work, and moves fewer than
@@ -44,6 +46,8 @@ pub(crate) const INPUT_CAP: usize = 1024 * 1024;
 /// stream mode, the timer of the clocks.
 pub(crate) struct Session {
     socket: TcpSocket,
+    /// Marks the connection driven while it lives (see [`DriverGuard`]).
+    guard: DriverGuard,
     /// The stream `read_cb` gets in stream mode.
     stream: Option<Box<TcpStream>>,
     /// Shared by every connection of a server.
@@ -75,7 +79,13 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts the session of a connection that is up, counting it open.
-    pub(crate) fn new(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settings, dir: Dir) -> Session {
+    pub(crate) fn new(
+        socket: TcpSocket,
+        cbs: Arc<Callbacks>,
+        settings: &Settings,
+        dir: Dir,
+        guard: DriverGuard,
+    ) -> Session {
         let now = Instant::now();
         let (written, drains) = socket.conn.write_progress();
         Session {
@@ -96,6 +106,7 @@ impl Session {
             _counted: Counted::new(dir),
             cbs,
             socket,
+            guard,
         }
     }
 
@@ -154,7 +165,7 @@ impl Session {
             // kernel) is reported by the next turn.
             let mut read = 0;
             loop {
-                let bytes = match conn.poll_take(cx) {
+                let bytes = match conn.poll_take(self.guard.id, cx) {
                     Poll::Ready(Ok(Some(bytes))) => bytes,
                     Poll::Ready(Ok(None)) if read == 0 => return Poll::Ready(Ok(false)),
                     Poll::Ready(Err(e)) if read == 0 => return Poll::Ready(Err(e)),
@@ -182,7 +193,7 @@ impl Session {
                 return Poll::Pending;
             }
         }
-        let n = ready!(conn.poll_fill(cx))?;
+        let n = ready!(conn.poll_fill(self.guard.id, cx))?;
         if n == 0 {
             return Poll::Ready(Ok(false));
         }
@@ -323,7 +334,7 @@ impl Session {
             }
         }
         if conn.shutdown_pending() {
-            if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(cx) {
+            if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(self.guard.id, cx) {
                 return Some(self.fail(e));
             }
         }
@@ -332,7 +343,7 @@ impl Session {
             conn.request_close();
         }
         if conn.is_closing() {
-            match conn.poll_close(cx) {
+            match conn.poll_close(self.guard.id, cx) {
                 Poll::Ready(Ok(())) => {
                     self.note_writes();
                     return Some(Poll::Ready(Ok(())));
@@ -341,7 +352,7 @@ impl Session {
                 Poll::Pending => {}
             }
         } else if conn.queued() != 0 {
-            if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+            if let Poll::Ready(Err(e)) = conn.poll_flush(self.guard.id, cx) {
                 return Some(self.fail(e));
             }
         }
@@ -382,7 +393,8 @@ impl Future for Session {
 /// poll calls `connect_cb`.
 pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settings) -> Session {
     init_ctl(&socket, settings);
-    let mut session = Session::new(socket, cbs, settings, Dir::Incoming);
+    let guard = DriverGuard::new(&socket.conn);
+    let mut session = Session::new(socket, cbs, settings, Dir::Incoming, guard);
     session.greet = true;
     session
 }
@@ -394,4 +406,32 @@ pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
         .conn
         .ctl()
         .set_timeouts(settings.read_timeout, settings.write_timeout);
+}
+
+/// Marks a connection as polled by a callback driver for as long as the
+/// driver lives: writes from elsewhere wake the driver instead of arming a
+/// send behind. A driver dropped before its connection ended (its task
+/// canceled, its loop exited) closes the connection gracefully, so that
+/// later writes fail with `Closed` instead of queuing for nobody.
+pub(crate) struct DriverGuard {
+    conn: Arc<Conn>,
+    /// The driver's key among the connection's waiting tasks.
+    pub(crate) id: WaitId,
+}
+
+impl DriverGuard {
+    pub(crate) fn new(conn: &Arc<Conn>) -> DriverGuard {
+        conn.driver_made();
+        DriverGuard {
+            conn: conn.clone(),
+            id: conn.ids.next(),
+        }
+    }
+}
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        self.conn.forget(self.id);
+        self.conn.driver_dropped();
+    }
 }
