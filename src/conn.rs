@@ -21,9 +21,9 @@
 //! writable and flushes. Writes made before that coalesce.
 
 use std::any::Any;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -375,15 +375,10 @@ impl Conn {
         }
     }
 
-    /// Shuts down the write side, then releases the socket: the end of a
-    /// graceful close whose output is all out.
+    /// Releases the socket: the end of a graceful close whose output is all
+    /// out. Closing the descriptor sends the FIN, so a peer that sees end of
+    /// file knows the descriptor is gone.
     fn finish_close(&self) {
-        {
-            let mut out = self.output();
-            if !out.shut && out.io.is_some() {
-                let _ = shutdown_locked(&mut out);
-            }
-        }
         self.release(false);
     }
 
@@ -408,7 +403,9 @@ impl Conn {
             return Poll::Ready(Err(Event::closed()));
         };
         let waker = Waker::from(me);
-        let wait = out.writable.get_or_insert_with(|| Box::new(io.clone().writable_owned()));
+        let wait = out
+            .writable
+            .get_or_insert_with(|| Box::new(io.clone().writable_owned()));
         let res = Pin::new(&mut **wait).poll(&mut Context::from_waker(&waker));
         if res.is_ready() {
             out.writable = None;
@@ -856,7 +853,10 @@ impl Conn {
 
     pub(crate) fn set_max_queued(&self, max: usize) -> io::Result<()> {
         if max == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "max_queued must be above 0"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_queued must be above 0",
+            ));
         }
         let mut out = self.output();
         out.max_queued = max;
@@ -1294,7 +1294,13 @@ fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
 }
 
 fn readable(inp: &mut InputSide, io: &Io, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(&mut inp.readable, || io.clone().readable_owned(), &mut inp.waiters, id, cx)
+    poll_ready(
+        &mut inp.readable,
+        || io.clone().readable_owned(),
+        &mut inp.waiters,
+        id,
+        cx,
+    )
 }
 
 /// Reads and discards what the kernel holds, bounded, so that closing the

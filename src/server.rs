@@ -118,7 +118,13 @@ impl TcpServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
                     let (slot, waiters) = &mut *wait;
-                    ready!(poll_ready(slot, || self.listener.clone().readable_owned(), waiters, id, cx))?
+                    ready!(poll_ready(
+                        slot,
+                        || self.listener.clone().readable_owned(),
+                        waiters,
+                        id,
+                        cx
+                    ))?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -180,7 +186,9 @@ impl Stream for Incoming<'_> {
 
 impl fmt::Debug for Incoming<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming").field("local", &self.wait.server.local).finish()
+        f.debug_struct("Incoming")
+            .field("local", &self.wait.server.local)
+            .finish()
     }
 }
 

@@ -89,6 +89,7 @@ pub(crate) struct Settings {
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) nodelay: bool,
     pub(crate) half_open: bool,
+    pub(crate) max_queued: usize,
     pub(crate) error: Option<String>,
 }
 
@@ -101,6 +102,7 @@ impl Default for Settings {
             write_timeout: None,
             nodelay: true,
             half_open: false,
+            max_queued: crate::DEFAULT_MAX_QUEUED,
             error: None,
         }
     }
@@ -344,6 +346,20 @@ macro_rules! common_options {
         /// itself, so Nagle's algorithm would only add latency.
         pub fn nodelay(mut self, on: bool) -> Self {
             self.settings.nodelay = on;
+            self
+        }
+
+        /// The most output a connection may queue (cl-async has no bound):
+        /// a write past it fails the connection with
+        /// [`Event::QueueFull`](crate::Event::QueueFull), reported to
+        /// `event_cb`, instead of letting a peer that never reads grow the
+        /// process. Default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED);
+        /// see [`TcpSocket::set_max_queued`]. Zero is refused.
+        pub fn max_queued(mut self, bytes: usize) -> Self {
+            if bytes == 0 {
+                self.settings.error = Some("max_queued must be above 0".into());
+            }
+            self.settings.max_queued = bytes.max(1);
             self
         }
     };

@@ -402,6 +402,7 @@ pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settin
 /// Copies the timeout options onto the socket, where `set_timeouts` can
 /// change them later.
 pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
+    let _ = socket.conn.set_max_queued(settings.max_queued);
     socket
         .conn
         .ctl()
