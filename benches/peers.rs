@@ -2118,16 +2118,16 @@ mod cb {
         client: impl FnOnce(u16) -> io::Result<()> + Send + 'static,
     ) -> io::Result<()> {
         if !two {
-            return with_event_loop(|| client(server()?.local_addr().port()))?;
+            return with_event_loop(|| client(server()?.local_addr().port()));
         }
         let (tx, rx) = mpsc::channel();
         let srv = thread::spawn(move || {
             with_event_loop(|| {
                 let h = server()?;
                 tx.send(h.local_addr().port()).map_err(io::Error::other)
-            })?
+            })
         });
-        let cli = thread::spawn(move || with_event_loop(|| client(rx.recv().map_err(io::Error::other)?))?);
+        let cli = thread::spawn(move || with_event_loop(|| client(rx.recv().map_err(io::Error::other)?)));
         let c = cli.join().map_err(|_| io::Error::other("client panicked"))?;
         let s = srv.join().map_err(|_| io::Error::other("server panicked"))?;
         s.and(c)
@@ -2425,7 +2425,7 @@ mod cb {
                 let _ = io::stdout().flush();
                 std::process::exit(0)
             })
-        })??;
+        })?;
         Err(io::Error::other("the idle server ended early"))
     }
 }

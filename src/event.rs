@@ -238,35 +238,20 @@ impl Event {
     }
 }
 
+/// One line, as `Display` prints it: an `Event` returned from `main`, or
+/// inside the `io::Error` returned from it, reads as
+/// `tcp-refused: 127.0.0.1:1: connection refused`, not as nested structs.
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct(self.name());
-        if let Some(s) = self.socket() {
-            d.field("socket", s);
-        }
-        match self {
-            Event::Timeout { clock, .. } => {
-                d.field("clock", clock);
-            }
-            Event::Dns { host, error, .. } => {
-                d.field("host", host).field("error", error);
-            }
-            Event::Reset { error, .. }
-            | Event::Refused { error, .. }
-            | Event::Aborted { error, .. }
-            | Event::AddressInUse { error, .. }
-            | Event::BrokenPipe { error, .. }
-            | Event::Io { error, .. } => {
-                d.field("error", error);
-            }
-            Event::Eof { .. } | Event::Closed { .. } | Event::Canceled { .. } => {}
-        }
-        d.finish()
+        fmt::Display::fmt(self, f)
     }
 }
 
+/// The cl-async name, then what happened, on one line:
+/// `tcp-timeout: read timeout`, `dns-error: cannot resolve "x.invalid": …`.
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.name())?;
         match self {
             Event::Eof { .. } => f.write_str("end of file: the peer closed the connection"),
             Event::Timeout { clock, .. } => write!(f, "{clock} timeout"),

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, ReadData, TcpServerHandle, TcpSocket,
-    exit_event_loop, tcp_connect, tcp_server, with_event_loop,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, LoopOutput, ReadData, TcpServerHandle,
+    TcpSocket, exit_event_loop, tcp_connect, tcp_server, with_event_loop,
 };
 
 /// Runs `f` inside an event loop, with a watchdog that fails the test
 /// instead of hanging if the loop never ends.
-fn run_loop<R>(f: impl FnOnce() -> R) -> R {
+fn run_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> R::Output {
     let (done, watch) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if watch.recv_timeout(Duration::from_secs(60)) == Err(mpsc::RecvTimeoutError::Timeout) {
@@ -905,13 +905,13 @@ fn set_timeouts_on_a_live_socket() {
                 sock.set_timeouts(Some(Duration::from_millis(50)), None).unwrap();
             })
             .event_cb(move |ev| {
-                push(&l, format!("{}:{ev}", ev.name()));
+                push(&l, ev.to_string());
                 srv.close();
             })
             .spawn()
             .unwrap();
     });
-    assert_eq!(events(&log), ["tcp-timeout:read timeout"]);
+    assert_eq!(events(&log), ["tcp-timeout: read timeout"]);
 }
 
 #[test]

@@ -104,7 +104,6 @@ fn refused_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let ev = one_event(&events);
         assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
@@ -151,7 +150,6 @@ fn dns_failure_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let ev = one_event(&events);
         match &ev {
@@ -215,7 +213,6 @@ fn reset_mid_transfer_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         join(peer);
         let ev = one_event(&events);
@@ -294,7 +291,6 @@ fn peer_eof_with_data_in_flight_callback() {
                     .spawn()
                     .map(drop)
             })
-            .unwrap()
             .unwrap();
             join(peer);
             let log = std::mem::take(&mut *log.lock().unwrap());
@@ -325,7 +321,6 @@ fn read_timeout_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         go.send(()).unwrap();
         join(peer);
@@ -384,7 +379,6 @@ fn write_stall_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         go.send(()).unwrap();
         join(peer);
@@ -510,7 +504,6 @@ fn close_force_while_connecting_callback() {
             socket.close_force();
             Ok(())
         })
-        .unwrap()
         .unwrap();
         assert!(matches!(one_event(&events), Event::Canceled { .. }));
         drop(listener);
@@ -604,7 +597,6 @@ fn close_graceful_delivers_queued_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a close is not an event");
@@ -650,7 +642,6 @@ fn close_force_drops_queued_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a forced close is not an event");
@@ -720,7 +711,6 @@ fn write_after_close_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         assert_eq!(join(accept), b"before");
         let socket = kept.lock().unwrap().take().unwrap();
@@ -760,9 +750,8 @@ fn address_in_use_callback() {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         // Inside a loop, with `spawn`: an error at once, not an event.
-        let err = run_loop(move || tcp_server("127.0.0.1", addr.port()).event_cb(ev.cb()).spawn().map(drop))
-            .unwrap()
-            .unwrap_err();
+        let err =
+            run_loop(move || tcp_server("127.0.0.1", addr.port()).event_cb(ev.cb()).spawn().map(drop)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
         assert_eq!(events.len(), 0);
@@ -858,7 +847,6 @@ fn emfile_child() {
             Ok(())
         })
     })
-    .unwrap()
     .unwrap();
     set_nofile(*old.lock().unwrap());
     let evs = events.take();

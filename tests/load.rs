@@ -174,7 +174,6 @@ fn echo_on_event_loop(want: usize) {
                 Ok(())
             })
         })
-        .unwrap()
         .unwrap();
         check_run(&run);
         assert_eq!(stats(), Default::default(), "every connection counted closed");

@@ -61,7 +61,6 @@ use crate::{Clock, Event, TcpSocket, TcpStream};
 ///         .spawn()?;
 ///     Ok(())
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn tcp_connect(host: impl Into<String>, port: u16) -> TcpConnect {

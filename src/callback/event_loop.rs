@@ -70,9 +70,13 @@ pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
 /// (cl-async's `with-event-loop`).
 ///
 /// Inside it, the builders' `spawn` methods and [`spawn`] put their work on
-/// this loop. It returns `f`'s result, or the first error that no
+/// this loop. `f` returns `()` or an `io::Result`; an error from it
+/// returns at once, without running the loop. Otherwise the loop runs and
+/// `with_event_loop` returns `f`'s value, or the first error that no
 /// `event_cb` took (as cl-async lets an unhandled condition out of the
 /// loop); what is still running then is dropped, closing its sockets.
+/// Errors of a server's accepted connections are never such errors: they
+/// close their connection and the server goes on.
 ///
 /// # Panics
 ///
@@ -102,12 +106,11 @@ pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
 ///             server.close();
 ///         })
 ///         .spawn()?;
-///     std::io::Result::Ok(())
+///     Ok(())
 /// })
-/// .unwrap()
-/// .unwrap();
+/// .unwrap(); // one `io::Result`: the set-up's and the loop's
 /// ```
-pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
+pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Output> {
     if current().is_some() {
         return Err(io::Error::other(
             "with_event_loop: already inside an event loop on this thread",
@@ -127,7 +130,8 @@ pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
         }
     }
     let reset = Reset;
-    let out = f();
+    // The set-up failed: nothing it started is run.
+    let out = f().into_result()?;
     let state = lp.state.clone();
     async_io::block_on(run(&lp.ex, &state));
     drop(lp);
@@ -255,6 +259,29 @@ async fn run(ex: &Executor<'static>, state: &State) {
     }
 }
 
+/// What the closure given to [`with_event_loop`] may return: `()`, or an
+/// `io::Result`, which is flattened into the loop's own result.
+pub trait LoopOutput {
+    /// What [`with_event_loop`] returns inside its `io::Result`.
+    type Output;
+    /// The set-up's value, or its error.
+    fn into_result(self) -> io::Result<Self::Output>;
+}
+
+impl LoopOutput for () {
+    type Output = ();
+    fn into_result(self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T> LoopOutput for io::Result<T> {
+    type Output = T;
+    fn into_result(self) -> io::Result<T> {
+        self
+    }
+}
+
 /// Stops the current event loop: [`with_event_loop`] returns once the
 /// callback that called this returns; connections still open are dropped,
 /// which closes them (cl-async's `exit-event-loop`). Does nothing outside an
@@ -283,7 +310,6 @@ pub fn exit_event_loop() {
 ///         Ok(())
 ///     })
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn spawn(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> io::Result<()> {

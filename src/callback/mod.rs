@@ -28,7 +28,7 @@ use bytes::Bytes;
 use crate::{Event, TcpSocket, TcpStream};
 
 pub use connect::{TcpConnect, tcp_connect};
-pub use event_loop::{exit_event_loop, spawn, with_event_loop};
+pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
 pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
 pub use stats::{Stats, stats};
 
@@ -278,7 +278,6 @@ macro_rules! common_options {
         ///         .spawn()?;
         ///     Ok(())
         /// })
-        /// .unwrap()
         /// .unwrap();
         /// assert_eq!(got.load(Relaxed), WRITES * 1024);
         /// ```

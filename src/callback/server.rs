@@ -46,7 +46,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 ///     println!("listening on {}", server.local_addr());
 ///     Ok(())
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn tcp_server<'a>(bind: impl Into<Option<&'a str>>, port: u16) -> TcpServerBuilder {
