@@ -158,8 +158,38 @@ impl Ctl {
 ///
 /// It completes when the connection (or server) is done: `Ok(())` after a
 /// close or an event delivered to `event_cb`, `Err` with the error when an
-/// error happened and there was no `event_cb` to take it. Spawn it on any
-/// executor; it is `Send` and needs no particular runtime.
+/// error happened on a `tcp_connect` connection and there was no
+/// `event_cb` to take it (a server's connections and the server itself end
+/// with `Ok`). Spawn it on any executor; it is `Send` and needs no
+/// particular runtime.
+///
+/// # Examples
+///
+/// A connection's driver, run by hand on `async_io::block_on`:
+///
+/// ```
+/// use streamish::{ReadData, tcp_connect, tcp_server};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let server = tcp_server("127.0.0.1", 0)
+///     .read_cb(|sock, data| {
+///         let _ = sock.write_bytes(data.into_bytes()); // echo
+///     })
+///     .start(|driver| {
+///         std::thread::spawn(|| async_io::block_on(driver));
+///     })?;
+/// let (socket, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
+///     .data("hai")
+///     .read_cb(|sock, data| {
+///         assert_eq!(&data.into_bytes()[..], b"hai");
+///         sock.close();
+///     })
+///     .start()?;
+/// async_io::block_on(driver)?; // runs until the socket closes
+/// assert!(socket.is_closed());
+/// server.close();
+/// # Ok(()) }
+/// ```
 ///
 /// # Panics
 ///
@@ -209,8 +239,17 @@ macro_rules! common_options {
 
         /// `event-cb`: called once with each [`Event`], its socket attached,
         /// before the connection is torn down. After an error event the
-        /// socket is closed. Without it, an error ends the connection's
-        /// [`Driver`] with that error.
+        /// socket is closed (without a reset; queued output is dropped).
+        ///
+        /// Without it, end of file closes the connection gracefully, and an
+        /// error closes it and then:
+        /// - on a connection a server accepted, is dropped: one client's
+        ///   reset or timeout never ends the server or the event loop;
+        /// - on a connection `tcp_connect` made, ends its [`Driver`] with
+        ///   that error, so on the event loop
+        ///   [`with_event_loop`](crate::with_event_loop) returns it (as
+        ///   cl-async lets an unhandled condition out of its loop): the
+        ///   program that made the connection learns it failed.
         pub fn event_cb(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
             self.cbs.event = Some(std::sync::Arc::new(f));
             self

@@ -51,6 +51,9 @@ pub(crate) struct Session {
     /// `connect_cb` is still to be called (an accepted connection calls it
     /// in its first poll, on its own task).
     greet: bool,
+    /// Accepted by a server: an error no `event_cb` took closes this
+    /// connection and ends here, never the server or the loop.
+    accepted: bool,
     drain: bool,
     /// `allow_half_open`: end of file from the peer does not close.
     half_open: bool,
@@ -84,6 +87,7 @@ impl Session {
             moved: 0,
             stream: None,
             greet: false,
+            accepted: false,
             drain: settings.drain(),
             half_open: settings.half_open,
             eof: false,
@@ -369,12 +373,18 @@ impl Session {
 }
 
 /// The session runs to its end: `Ok` after a close or an event
-/// `event_cb` took, the error otherwise.
+/// `event_cb` took, the error otherwise, unless the connection was
+/// accepted: one client's error (already closed by [`Session::deliver`])
+/// must not end its server.
 impl Future for Session {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_turns(cx)
+        let this = self.get_mut();
+        match this.poll_turns(cx) {
+            Poll::Ready(Err(_)) if this.accepted => Poll::Ready(Ok(())),
+            other => other,
+        }
     }
 }
 
@@ -384,6 +394,7 @@ pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settin
     init_ctl(&socket, settings);
     let mut session = Session::new(socket, cbs, settings, Dir::Incoming);
     session.greet = true;
+    session.accepted = true;
     session
 }
 
