@@ -366,7 +366,7 @@ impl Conn {
     /// [`Conn::at_eof`] to tell end of file apart).
     pub(crate) fn read_now(&self, out: &mut [u8]) -> io::Result<usize> {
         if self.is_closed() {
-            return Err(Event::closed());
+            return self.read_left(out);
         }
         self.input_consumed();
         let mut inp = self.input();
@@ -396,6 +396,21 @@ impl Conn {
             }
         }
         Ok(n)
+    }
+
+    /// A read from a closed connection: what was buffered before it
+    /// closed, then `Closed`.
+    fn read_left(&self, out: &mut [u8]) -> io::Result<usize> {
+        let mut inp = self.input();
+        if inp.buf.is_empty() && !out.is_empty() {
+            return Err(self.closed_error());
+        }
+        Ok(inp.buf.copy_to(out))
+    }
+
+    /// The error of an operation on a closed connection: `Closed`.
+    pub(crate) fn closed_error(&self) -> io::Error {
+        Event::closed()
     }
 
     /// One read from the kernel into the input buffer, waiting for
@@ -453,7 +468,7 @@ impl Conn {
     /// with nothing buffered is read into directly, skipping the copy.
     pub(crate) fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(self.read_left(out));
         }
         let mut inp = self.input();
         if !inp.buf.is_empty() || out.is_empty() {
@@ -496,7 +511,11 @@ impl Conn {
     /// is end of file. Used by `poll_fill_buf` and the drained callback mode.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            let mut inp = self.input();
+            return Poll::Ready(match inp.buf.is_empty() {
+                true => Err(self.closed_error()),
+                false => Ok(Some(inp.buf.take_all())),
+            });
         }
         let mut inp = self.input();
         if inp.buf.is_empty() {
@@ -976,7 +995,11 @@ impl Conn {
             self.closed.store(true, Ordering::Release);
             i.readable = None;
             o.writable = None;
-            i.buf.clear();
+            // What was read stays readable after a close (cl-async's buffer
+            // lives in the stream); only an abort drops it.
+            if abort {
+                i.buf.clear();
+            }
             o.queue.clear();
             o.refuse_fast();
             self.out_len.store(0, Ordering::Release);

@@ -59,9 +59,7 @@ impl Reader {
     }
 
     fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.socket.conn.is_closed() {
-            return Err(crate::Event::closed());
-        }
+        // On a closed connection `read_now` gives what is still buffered.
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
         self.front.advance(n);
@@ -395,7 +393,10 @@ macro_rules! impl_input {
             fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
                 this.reader.front = Bytes::new();
-                this.reader.socket.conn.poll_close(cx)
+                let res = ready!(this.reader.socket.conn.poll_close(cx));
+                // Closing the stream itself drops what it left unread.
+                this.reader.socket.conn.clear_input();
+                Poll::Ready(res)
             }
             fn abort(&mut self) {
                 self.reader.front = Bytes::new();

@@ -37,8 +37,34 @@ pub use stats::{Stats, stats};
 /// In drained mode (the default) the bytes that arrived, taken out of the
 /// input buffer without a copy. In stream mode (`stream`, or
 /// `dont_drain_read_buffer`) the stream whose input buffer holds them: read
-/// what you want with `read_sequence`; what you leave stays buffered for the
-/// next call.
+/// what you want with `read_sequence` or a line with
+/// [`take_line`](crate::AsyncInputStream::take_line); what you leave stays
+/// buffered, and is offered again while your calls consume some.
+///
+/// # Examples
+///
+/// Both modes in one `read_cb`:
+///
+/// ```
+/// use streamish::{AsyncInputStream, ReadData, TcpSocket};
+///
+/// fn on_read(sock: &TcpSocket, data: ReadData<'_>) {
+///     match data {
+///         // Drained: the bytes are yours, without a copy.
+///         ReadData::Bytes(bytes) => {
+///             let _ = sock.write_bytes(bytes);
+///         }
+///         // Stream mode: take what you need, leave the rest buffered.
+///         ReadData::Stream(stream) => {
+///             let mut header = [0u8; 4];
+///             if stream.buffered() >= 4 {
+///                 stream.read_sequence(&mut header).unwrap();
+///             }
+///         }
+///     }
+/// }
+/// # let _ = streamish::tcp_server("127.0.0.1", 0).read_cb(on_read);
+/// ```
 #[derive(Debug)]
 pub enum ReadData<'a> {
     /// Drained mode: the bytes that arrived.
@@ -327,9 +353,13 @@ macro_rules! common_options {
 
         /// `stream`: read through a [`TcpStream`](crate::TcpStream): `read_cb` gets
         /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
-        /// is given. What `read_cb` leaves unread stays buffered for its next
-        /// call; once 1 MiB is left unread, reading pauses (TCP then pushes
-        /// back on the peer) until the application consumes some of it.
+        /// is given. What `read_cb` leaves unread stays buffered (cl-async's
+        /// stream buffer): it is offered again at once while each call
+        /// consumes some, and otherwise with the next bytes to arrive. What
+        /// is unread at end of file stays readable in `event_cb` and from
+        /// the stream afterwards, until it is dropped, closed or aborted.
+        /// Once 1 MiB is left unread, reading pauses (TCP then pushes back
+        /// on the peer) until the application consumes some of it.
         pub fn stream(mut self, on: bool) -> Self {
             self.settings.stream = on;
             self

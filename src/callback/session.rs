@@ -14,7 +14,7 @@ use async_io::Timer;
 use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
 use crate::buf::MAX_READ;
-use crate::{Clock, Event, TcpSocket, TcpStream};
+use crate::{AsyncInputStream, Clock, Event, TcpSocket, TcpStream};
 
 /// Turns one poll may take while each finds work, and moves fewer than
 /// [`TURN_BYTES`]. Two let a request and its reply cost one poll (the
@@ -199,7 +199,16 @@ impl Session {
             let stream = self
                 .stream
                 .get_or_insert_with(|| Box::new(TcpStream::new(socket.clone())));
-            Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+            // What `read_cb` leaves is offered again while it makes progress
+            // (cl-async's buffer); a call that takes nothing waits for more.
+            loop {
+                let before = AsyncInputStream::buffered(&**stream);
+                Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+                let left = AsyncInputStream::buffered(&**stream);
+                if left == 0 || left >= before || socket.conn.is_closing() || socket.is_reading_paused() {
+                    break;
+                }
+            }
         }
         Poll::Ready(Ok(true))
     }
