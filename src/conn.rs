@@ -350,7 +350,7 @@ impl Conn {
 
     pub(crate) fn append_input(&self, data: &[u8]) -> io::Result<()> {
         if self.is_closed() {
-            return Err(Event::closed());
+            return Err(self.closed_error());
         }
         self.input().buf.append(data);
         Ok(())
@@ -402,15 +402,22 @@ impl Conn {
     /// closed, then `Closed`.
     fn read_left(&self, out: &mut [u8]) -> io::Result<usize> {
         let mut inp = self.input();
-        if inp.buf.is_empty() && !out.is_empty() {
-            return Err(self.closed_error());
+        if !inp.buf.is_empty() || out.is_empty() {
+            return Ok(inp.buf.copy_to(out));
         }
-        Ok(inp.buf.copy_to(out))
+        drop(inp);
+        Err(self.closed_error())
     }
 
-    /// The error of an operation on a closed connection: `Closed`.
+    /// The error of an operation on a closed connection: the event that
+    /// failed its connect if one did (the await side learns why), else
+    /// `Closed`. Takes the `ctl` lock: call it holding no lock but the
+    /// output side's.
     pub(crate) fn closed_error(&self) -> io::Error {
-        Event::closed()
+        match self.ctl().failure() {
+            Some(ev) => ev.into(),
+            None => Event::closed(),
+        }
     }
 
     /// One read from the kernel into the input buffer, waiting for
@@ -511,10 +518,10 @@ impl Conn {
     /// is end of file. Used by `poll_fill_buf` and the drained callback mode.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         if self.is_closed() {
-            let mut inp = self.input();
-            return Poll::Ready(match inp.buf.is_empty() {
+            let left = self.input().buf.take_all();
+            return Poll::Ready(match left.is_empty() {
                 true => Err(self.closed_error()),
-                false => Ok(Some(inp.buf.take_all())),
+                false => Ok(Some(left)),
             });
         }
         let mut inp = self.input();
@@ -536,7 +543,7 @@ impl Conn {
     /// mode of the callback face). Ready(Ok(0)) is end of file.
     pub(crate) fn poll_fill(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(Err(self.closed_error()));
         }
         let mut inp = self.input();
         self.poll_fill_locked(&mut inp, cx)
@@ -591,7 +598,7 @@ impl Conn {
 
     fn check_writable(&self, out: &OutputSide) -> io::Result<()> {
         if self.is_closing() || out.shut || out.shut_requested {
-            return Err(Event::closed());
+            return Err(self.closed_error());
         }
         if let Some(kind) = out.error {
             return Err(sticky(kind));
@@ -737,7 +744,7 @@ impl Conn {
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(Err(self.closed_error()));
         }
         let mut out = self.output();
         let res = self.flush_locked(&mut out, Some(cx));

@@ -232,6 +232,48 @@ impl Event {
         }
     }
 
+    /// A copy without the socket: system errors are copied as their kind
+    /// and message (`io::Error` is not `Clone`).
+    pub(crate) fn duplicate(&self) -> Event {
+        let copy = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        let socket = None;
+        match self {
+            Event::Eof { .. } => Event::Eof { socket },
+            Event::Reset { error, .. } => Event::Reset {
+                socket,
+                error: copy(error),
+            },
+            Event::Timeout { clock, .. } => Event::Timeout { socket, clock: *clock },
+            Event::Refused { error, .. } => Event::Refused {
+                socket,
+                error: copy(error),
+            },
+            Event::Aborted { error, .. } => Event::Aborted {
+                socket,
+                error: copy(error),
+            },
+            Event::AddressInUse { error, .. } => Event::AddressInUse {
+                socket,
+                error: copy(error),
+            },
+            Event::Dns { host, error, .. } => Event::Dns {
+                socket,
+                host: host.clone(),
+                error: copy(error),
+            },
+            Event::Closed { .. } => Event::Closed { socket },
+            Event::BrokenPipe { error, .. } => Event::BrokenPipe {
+                socket,
+                error: copy(error),
+            },
+            Event::Canceled { .. } => Event::Canceled { socket },
+            Event::Io { error, .. } => Event::Io {
+                socket,
+                error: copy(error),
+            },
+        }
+    }
+
     /// The `Closed` error as an `io::Error`.
     pub(crate) fn closed() -> io::Error {
         Event::Closed { socket: None }.into()

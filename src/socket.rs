@@ -102,7 +102,7 @@ impl TcpSocket {
     fn with_io<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
         match self.conn.io() {
             Some(io) => f(io.get_ref()),
-            None if self.conn.is_closed() => Err(crate::Event::closed()),
+            None if self.conn.is_closed() => Err(self.conn.closed_error()),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the socket is not connected yet",

@@ -260,7 +260,7 @@ impl TcpStream {
     /// flushing (as `std::net::TcpStream::shutdown`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         let conn = &self.socket().conn;
-        let io = conn.io().ok_or_else(crate::Event::closed)?;
+        let io = conn.io().ok_or_else(|| conn.closed_error())?;
         io.get_ref().shutdown(how)?;
         if how != Shutdown::Read {
             conn.mark_write_shut();

@@ -222,6 +222,10 @@ async fn run(
                 socket.conn.abort();
                 return Ok(());
             }
+            if !matches!(ev, Event::Canceled { .. }) {
+                // Operations on the socket now fail with this, not `Closed`.
+                socket.conn.ctl().set_failure(&ev);
+            }
             return Session::deliver(&socket, &cbs, ev);
         }
     };

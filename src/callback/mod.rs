@@ -167,12 +167,24 @@ pub(crate) struct Ctl {
     pub(crate) driver: Option<std::task::Waker>,
     /// cl-async's `socket-data`.
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    /// Why the connect failed, for the await side's errors (boxed: rare).
+    failure: Option<Box<Event>>,
 }
 
 impl Ctl {
     /// The `(read, write)` timeouts.
     pub(crate) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
         self.timeouts.as_deref().copied().unwrap_or_default()
+    }
+
+    /// A copy of the event that failed the connect, if one did.
+    pub(crate) fn failure(&self) -> Option<Event> {
+        self.failure.as_deref().map(Event::duplicate)
+    }
+
+    /// Records why the connect failed (without its socket: no cycle).
+    pub(crate) fn set_failure(&mut self, ev: &Event) {
+        self.failure = Some(Box::new(ev.duplicate()));
     }
 
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
