@@ -113,8 +113,8 @@ mod wait;
 
 pub use addr::ToAddrs;
 pub use callback::{
-    Driver, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, spawn, stats,
-    tcp_connect, tcp_server, with_event_loop,
+    Driver, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, process_stats,
+    spawn, stats, tcp_connect, tcp_server, with_event_loop,
 };
 pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 pub use event::{Clock, Event};

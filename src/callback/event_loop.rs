@@ -48,6 +48,8 @@ impl State {
 pub(crate) struct Loop {
     ex: Executor<'static>,
     state: Arc<State>,
+    /// The open connections made on this loop (`stats`).
+    counts: Arc<super::stats::Counts>,
 }
 
 thread_local! {
@@ -56,6 +58,11 @@ thread_local! {
 
 fn current() -> Option<Arc<Loop>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// The connection counts of the current loop, if there is one.
+pub(crate) fn current_counts() -> Option<Arc<super::stats::Counts>> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|lp| lp.counts.clone()))
 }
 
 /// The current loop, or the error that explains there is none.
@@ -119,6 +126,7 @@ pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Ou
     let lp = Arc::new(Loop {
         ex: Executor::new(),
         state: Arc::new(State::default()),
+        counts: Arc::default(),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(lp.clone()));
     // Clear the thread's loop however we leave, panics included.

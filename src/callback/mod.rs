@@ -30,7 +30,7 @@ use crate::{Event, TcpSocket, TcpStream};
 pub use connect::{TcpConnect, tcp_connect};
 pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
 pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
-pub use stats::{Stats, stats};
+pub use stats::{Stats, process_stats, stats};
 
 /// What `read_cb` receives besides the socket.
 ///
