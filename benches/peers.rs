@@ -17,7 +17,7 @@
 //! streamish's ratio to each peer and the targets of issue 4.
 //!
 //! Implementations, each written the way its own documentation shows:
-//! * `streamish`: `TcpServer`/`TcpStream` with futures-lite's
+//! * `streamish`: `TcpListener`/`TcpStream` with futures-lite's
 //!   `AsyncReadExt`/`AsyncWriteExt`, defaults only (it sets `TCP_NODELAY`);
 //! * `streamish-cb`: the callback face (`tcp_connect`/`tcp_server`);
 //! * `streamish-tokio`: the await face run by tokio instead (full runs, or
@@ -1254,10 +1254,10 @@ mod fut {
 
     pub struct Streamish;
     impl Net for Streamish {
-        type Listener = streamish::TcpServer;
+        type Listener = streamish::TcpListener;
         type Stream = streamish::TcpStream;
         async fn bind() -> io::Result<(Self::Listener, SocketAddr)> {
-            let server = streamish::TcpServer::bind("127.0.0.1:0")?;
+            let server = streamish::TcpListener::bind("127.0.0.1:0")?;
             let addr = server.local_addr();
             Ok((server, addr))
         }

@@ -48,10 +48,10 @@
 //!
 //! ```
 //! use futures_lite::{AsyncReadExt, AsyncWriteExt};
-//! use streamish::{AsyncInputStream, TcpServer, TcpStream};
+//! use streamish::{AsyncInputStream, TcpListener, TcpStream};
 //!
 //! # futures_lite::future::block_on(async {
-//! let server = TcpServer::bind("127.0.0.1:0")?;
+//! let server = TcpListener::bind("127.0.0.1:0")?;
 //! let mut client = TcpStream::connect(server.local_addr()).await?;
 //! let (mut peer, _) = server.accept().await?;
 //!
@@ -103,8 +103,8 @@ mod callback;
 mod conn;
 mod event;
 mod ext;
+mod listener;
 mod pool;
-mod server;
 mod socket;
 mod stream;
 mod sys;
@@ -119,7 +119,11 @@ pub use callback::{
 pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
-pub use server::{DEFAULT_BACKLOG, Incoming, TcpServer};
+pub use listener::{DEFAULT_BACKLOG, Incoming, TcpListener};
+
+/// The listener's former name.
+#[deprecated(note = "renamed `TcpListener`, as std, tokio and async-net call it")]
+pub type TcpServer = TcpListener;
 pub use socket::TcpSocket;
 pub use stream::{ReuniteError, TcpInputStream, TcpOutputStream, TcpStream};
 pub use traits::{AsyncInputStream, AsyncIoStream, AsyncOutputStream, AsyncStream};

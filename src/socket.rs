@@ -25,10 +25,10 @@ use crate::conn::Conn;
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use streamish::{TcpServer, TcpSocket, TcpStream};
+/// use streamish::{TcpListener, TcpSocket, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
@@ -173,10 +173,10 @@ impl TcpSocket {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let stream = TcpStream::connect(server.local_addr()).await?;
     /// let socket = stream.socket();
     /// socket.set_data(42u32);

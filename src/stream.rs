@@ -99,10 +99,10 @@ impl Reader {
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use streamish::{TcpServer, TcpStream};
+/// use streamish::{TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
@@ -173,10 +173,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let port = server.local_addr().port();
     /// let a = TcpStream::connect(server.local_addr()).await?;
     /// let b = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -222,10 +222,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let stream = TcpStream::connect(server.local_addr()).await?;
     /// let (input, output) = stream.split();
     /// let stream = TcpStream::reunite(input, output).unwrap();

@@ -17,10 +17,10 @@ use crate::TcpSocket;
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncStream, AsyncStreamExt, TcpServer, TcpStream};
+/// use streamish::{AsyncStream, AsyncStreamExt, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// assert!(stream.is_open());
 /// stream.close_stream().await?;
@@ -60,10 +60,10 @@ pub trait AsyncStream {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncInputStream, TcpServer, TcpStream};
+/// use streamish::{AsyncInputStream, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// let mut buf = [0u8; 16];
 /// // Nothing has been sent: the read returns at once, and it is not EOF.
@@ -128,10 +128,10 @@ pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpServer, TcpStream};
+/// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// stream.write_sequence(b"hello, ")?; // queued, never waits
 /// stream.write_byte(b'w')?;
@@ -174,10 +174,10 @@ pub trait AsyncOutputStream: AsyncStream + AsyncWrite {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncIoStream, TcpServer, TcpStream};
+/// use streamish::{AsyncIoStream, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let stream = TcpStream::connect(server.local_addr()).await?;
 /// let mut boxed: Box<dyn AsyncIoStream + Send + Unpin> = Box::new(stream);
 /// boxed.write_sequence(b"ping")?;

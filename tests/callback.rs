@@ -1284,7 +1284,7 @@ mod event_flag {
 fn connect_timeout_fires_when_the_connection_cannot_complete() {
     // A listener that never accepts, with its backlog full: Linux drops
     // further SYNs, so a new connection can neither complete nor fail.
-    let listener = streamish::TcpServer::bind_with_backlog("127.0.0.1:0", 0).unwrap();
+    let listener = streamish::TcpListener::bind_with_backlog("127.0.0.1:0", 0).unwrap();
     let addr = listener.local_addr();
     let mut fillers = Vec::new();
     for _ in 0..8 {

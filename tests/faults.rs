@@ -22,7 +22,7 @@ use async_io::{Async, Timer};
 use futures_lite::future::poll_once;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncStream, AsyncStreamExt, Clock, Event, ReadData, TcpServer, TcpSocket,
+    AsyncInputStream, AsyncOutputStream, AsyncStream, AsyncStreamExt, Clock, Event, ReadData, TcpListener, TcpSocket,
     TcpStream, tcp_connect, tcp_server,
 };
 
@@ -546,7 +546,7 @@ fn close_graceful_while_connecting_callback() {
 #[test]
 fn close_while_connecting_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut fut = Box::pin(TcpStream::connect(server.local_addr()));
         let first = block_on(poll_once(&mut fut));
         drop(fut);
@@ -661,7 +661,7 @@ fn assert_closed(res: io::Result<impl std::fmt::Debug>) {
 #[test]
 fn write_after_close_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         block_on(async {
             let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
             let (mut peer, _) = server.accept().await.unwrap();
@@ -684,7 +684,7 @@ fn write_after_close_await() {
 #[test]
 fn write_after_close_callback() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().port();
         let events = Events::default();
         let ev = events.clone();
@@ -729,8 +729,8 @@ fn write_after_close_callback() {
 #[test]
 fn address_in_use_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
-        let err = TcpServer::bind(server.local_addr()).unwrap_err();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = TcpListener::bind(server.local_addr()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         assert!(err.to_string().contains(&server.local_addr().to_string()), "{err}");
         assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
@@ -789,7 +789,7 @@ fn emfile_child() {
 
     // The await face: accept fails with EMFILE, then succeeds.
     {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
         let (old, _) = set_nofile(open_fds() as u64 + 16);
         let mut fillers = fill_fds();

@@ -73,3 +73,33 @@ fn a_server_event_cb_sees_each_client_error_once() {
     .unwrap();
     assert_eq!(resets.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn tcp_server_binds_host_names_as_tcp_listener_does() {
+    run_loop(|| {
+        let server = tcp_server("localhost", 0)
+            .read_cb(|sock, data| {
+                let _ = sock.write_bytes(data.into_bytes());
+            })
+            .spawn()?;
+        let addr = server.local_addr();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_ne!(addr.port(), 0);
+        let literal = tcp_server("[::1]", 0).spawn();
+        if let Ok(v6) = &literal {
+            v6.close(); // where IPv6 is on, a bracketed literal binds too
+        }
+        let port = addr.port();
+        let host = if addr.is_ipv6() { "::1" } else { "127.0.0.1" };
+        streamish::spawn(async move {
+            let mut s = TcpStream::connect((host, port)).await?;
+            s.write_all(b"hai").await?;
+            let mut got = [0u8; 3];
+            s.read_exact(&mut got).await?;
+            assert_eq!(&got, b"hai");
+            server.close();
+            Ok(())
+        })
+    })
+    .unwrap();
+}

@@ -471,9 +471,9 @@ impl TcpSocket {
     ///
     /// ```
     /// use std::time::Duration;
-    /// # use streamish::{TcpServer, TcpStream};
+    /// # use streamish::{TcpListener, TcpStream};
     /// # futures_lite::future::block_on(async {
-    /// # let server = TcpServer::bind("127.0.0.1:0")?;
+    /// # let server = TcpListener::bind("127.0.0.1:0")?;
     /// # let socket = TcpStream::connect(server.local_addr()).await?.into_socket();
     /// socket.set_timeouts(Some(Duration::from_secs(30)), None)?;
     /// assert_eq!(socket.timeouts(), (Some(Duration::from_secs(30)), None));

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use async_io::Timer;
 
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
-use crate::{DEFAULT_BACKLOG, Event, TcpServer, TcpSocket};
+use crate::{DEFAULT_BACKLOG, Event, TcpListener, TcpSocket};
 
 /// How long the server waits before accepting again after running out of
 /// file descriptors or memory: accepting at once would only fail again, in a
@@ -21,8 +21,11 @@ use crate::{DEFAULT_BACKLOG, Event, TcpServer, TcpSocket};
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
-/// `bind` is an IP address, or `None` for all IPv4 interfaces (`0.0.0.0`);
-/// port 0 picks a free port ([`TcpServerHandle::local_addr`] tells which).
+/// `bind` is an IP address or a host name (resolved as
+/// [`TcpListener::bind`] resolves it: IP literals skip the resolver, and
+/// the first address that binds is used), or `None` for all IPv4
+/// interfaces (`0.0.0.0`); port 0 picks a free port
+/// ([`TcpServerHandle::local_addr`] tells which).
 ///
 /// Accepted connections get the same callbacks and options; `connect_cb`
 /// runs for each before its first `read_cb`.
@@ -112,16 +115,27 @@ impl TcpServerBuilder {
 
     fn start_on(self, spawner: Spawner) -> io::Result<TcpServerHandle> {
         self.settings.check()?;
-        let ip = match self.bind.as_deref() {
-            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(s) => s.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("bind address {s:?} is not an IP address"),
-                )
-            })?,
+        // As `TcpListener::bind`: IP literals directly, names through the
+        // system resolver, each address in turn.
+        let server = match self.bind.as_deref() {
+            None => TcpListener::bind_with_backlog((Ipv4Addr::UNSPECIFIED, self.port), self.backlog)?,
+            Some(host) => {
+                let host = host.trim();
+                let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                if bare.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty host name to bind"));
+                }
+                let addrs: Vec<SocketAddr> = (bare, self.port)
+                    .to_socket_addrs()
+                    .map_err(|error| Event::Dns {
+                        socket: None,
+                        host: bare.to_string(),
+                        error,
+                    })?
+                    .collect();
+                TcpListener::bind_with_backlog(&addrs[..], self.backlog)?
+            }
         };
-        let server = TcpServer::bind_with_backlog(SocketAddr::new(ip, self.port), self.backlog)?;
         let shared = Arc::new(Shared {
             local: server.local_addr(),
             closed: AtomicBool::new(false),

@@ -1,8 +1,8 @@
-//! [`TcpServer`]: a listening socket that accepts [`TcpStream`]s.
+//! [`TcpListener`]: a listening socket that accepts [`TcpStream`]s.
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -16,16 +16,18 @@ use crate::{Event, TcpStream};
 /// The listen backlog when none is given (cl-async's default).
 pub const DEFAULT_BACKLOG: u32 = 128;
 
-/// A TCP listener: the await face of cl-async's `tcp-server`.
+/// A TCP listener: the await face of cl-async's `tcp-server`, named as
+/// std, tokio and async-net name theirs. [`tcp_server`](crate::tcp_server)
+/// is the callback face over the same listening socket.
 ///
 /// # Examples
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
-/// use streamish::{TcpServer, TcpStream};
+/// use streamish::{TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?; // port 0: any free port
+/// let server = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
 /// let addr = server.local_addr();
 /// let mut client = TcpStream::connect(addr).await?;
 /// client.write_all(b"hai").await?;
@@ -38,24 +40,24 @@ pub const DEFAULT_BACKLOG: u32 = 128;
 /// assert_eq!(got, b"hai");
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub struct TcpServer {
-    listener: Arc<Async<TcpListener>>,
+pub struct TcpListener {
+    listener: Arc<Async<StdListener>>,
     local: SocketAddr,
     /// The wait for a connection in progress, and the tasks waiting (see
     /// `wait::poll_ready`: `Async::poll_readable` can miss events).
-    wait: Mutex<(Option<ReadableOwned<TcpListener>>, Waiters)>,
+    wait: Mutex<(Option<ReadableOwned<StdListener>>, Waiters)>,
 }
 
-impl TcpServer {
+impl TcpListener {
     /// Binds to `addr` (an IP address and port; port 0 picks a free port)
     /// with the default backlog. An address in use fails at once with
     /// [`Event::AddressInUse`].
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpServer> {
-        TcpServer::bind_with_backlog(addr, DEFAULT_BACKLOG)
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG)
     }
 
     /// Binds with a listen backlog of `backlog` pending connections.
-    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpServer> {
+    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
             match listen(addr, backlog) {
@@ -63,7 +65,7 @@ impl TcpServer {
                     let local = listener.local_addr()?;
                     let listener = Arc::new(Async::new(listener)?);
                     let wait = Mutex::new((None, Waiters::None));
-                    return Ok(TcpServer { listener, local, wait });
+                    return Ok(TcpListener { listener, local, wait });
                 }
                 Err(e) => {
                     let error = io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
@@ -113,16 +115,16 @@ impl TcpServer {
     }
 }
 
-impl fmt::Debug for TcpServer {
+impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpServer").field("local", &self.local).finish()
+        f.debug_struct("TcpListener").field("local", &self.local).finish()
     }
 }
 
-/// The stream of [`TcpServer::incoming`].
+/// The stream of [`TcpListener::incoming`].
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
-    server: &'a TcpServer,
+    server: &'a TcpListener,
 }
 
 impl Stream for Incoming<'_> {
@@ -140,7 +142,7 @@ impl fmt::Debug for Incoming<'_> {
 }
 
 #[cfg(unix)]
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv6() {
         AddressFamily::INET6
@@ -153,10 +155,10 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     sockopt::set_socket_reuseaddr(&fd, true)?;
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
-    Ok(TcpListener::from(fd))
+    Ok(StdListener::from(fd))
 }
 
 #[cfg(not(unix))]
-fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<StdListener> {
+    StdListener::bind(addr)
 }
