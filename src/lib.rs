@@ -105,6 +105,7 @@ mod event;
 mod ext;
 mod listener;
 mod pool;
+pub mod prelude;
 mod socket;
 mod stream;
 mod sys;

@@ -77,6 +77,40 @@ impl Reader {
         self.front.len() + self.socket.conn.buffered()
     }
 
+    /// Up to and including `delim`, from the lent front and the shared
+    /// buffer, if it is buffered.
+    fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+        if let Some(i) = self.front.iter().position(|&b| b == delim) {
+            return Ok(Some(self.front.split_to(i + 1)));
+        }
+        let conn = &self.socket.conn;
+        let Some(i) = conn.with_buffered(|b| b.iter().position(|&b| b == delim)) else {
+            if self.front.is_empty() && conn.is_closed() && conn.buffered() == 0 {
+                return Err(conn.closed_error());
+            }
+            return Ok(None);
+        };
+        let mut line = Vec::with_capacity(self.front.len() + i + 1);
+        line.extend_from_slice(&std::mem::take(&mut self.front));
+        let start = line.len();
+        line.resize(start + i + 1, 0);
+        // Every byte asked for is buffered: this copies and never reads.
+        let n = conn.read_now(&mut line[start..])?;
+        line.truncate(start + n);
+        Ok(Some(Bytes::from(line)))
+    }
+
+    fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.front.len());
+        buf[..n].copy_from_slice(&self.front[..n]);
+        let rest = &mut buf[n..];
+        n + self.socket.conn.with_buffered(|b| {
+            let k = rest.len().min(b.len());
+            rest[..k].copy_from_slice(&b[..k]);
+            k
+        })
+    }
+
     fn clear(&mut self) {
         self.front = Bytes::new();
         self.socket.conn.clear_input();
@@ -442,6 +476,12 @@ macro_rules! impl_input {
             }
             fn append_bytes(&mut self, data: &[u8]) -> io::Result<()> {
                 self.reader.socket.conn.append_input(data)
+            }
+            fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+                self.reader.take_until(delim)
+            }
+            fn peek_sequence(&self, buf: &mut [u8]) -> usize {
+                self.reader.peek(buf)
             }
         }
     };
