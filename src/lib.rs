@@ -114,13 +114,18 @@ mod wait;
 
 pub use addr::ToAddrs;
 pub use callback::{
-    Driver, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, process_stats,
-    spawn, stats, tcp_connect, tcp_server, with_event_loop,
+    Driver, LoopLocal, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop,
+    process_stats, spawn, stats, tcp_connect, tcp_server, with_event_loop,
 };
 pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
 pub use listener::{DEFAULT_BACKLOG, Incoming, TcpListener};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 /// The listener's former name.
 #[deprecated(note = "renamed `TcpListener`, as std, tokio and async-net call it")]

@@ -121,7 +121,24 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-/// The stream of [`TcpListener::incoming`].
+/// The stream of [`TcpListener::incoming`]: each accepted connection, for
+/// `StreamExt`'s `next`, `for_each`, `take` and the rest. It never ends;
+/// an accept error is yielded and it goes on.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::prelude::*;
+/// use streamish::{TcpListener, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpListener::bind("127.0.0.1:0")?;
+/// let _a = TcpStream::connect(server.local_addr()).await?;
+/// let _b = TcpStream::connect(server.local_addr()).await?;
+/// let peers: Vec<_> = server.incoming().take(2).try_collect().await?;
+/// assert_eq!(peers.len(), 2);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
     server: &'a TcpListener,

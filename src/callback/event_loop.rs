@@ -50,6 +50,13 @@ pub(crate) struct Loop {
     state: Arc<State>,
     /// The open connections made on this loop (`stats`).
     counts: Arc<super::stats::Counts>,
+    /// The values of its `LoopLocal`s.
+    pub(crate) locals: super::local::Locals,
+}
+
+/// Tells loops apart (a `LoopLocal` belongs to one).
+pub(crate) fn loop_id(lp: &Arc<Loop>) -> usize {
+    Arc::as_ptr(lp) as usize
 }
 
 thread_local! {
@@ -127,6 +134,7 @@ pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Ou
         ex: Executor::new(),
         state: Arc::new(State::default()),
         counts: Arc::default(),
+        locals: Default::default(),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(lp.clone()));
     // Clear the thread's loop however we leave, panics included.
@@ -294,6 +302,23 @@ impl<T> LoopOutput for io::Result<T> {
 /// callback that called this returns; connections still open are dropped,
 /// which closes them (cl-async's `exit-event-loop`). Does nothing outside an
 /// event loop.
+///
+/// # Examples
+///
+/// A server that would run forever, stopped by its first client:
+///
+/// ```
+/// use streamish::{exit_event_loop, tcp_connect, tcp_server, with_event_loop};
+///
+/// with_event_loop(|| {
+///     let server = tcp_server("127.0.0.1", 0)
+///         .connect_cb(|_sock| exit_event_loop()) // the server stays open
+///         .spawn()?;
+///     tcp_connect("127.0.0.1", server.local_addr().port()).spawn()?;
+///     Ok(())
+/// })
+/// .unwrap(); // returns once `connect_cb` does
+/// ```
 pub fn exit_event_loop() {
     if let Some(lp) = current() {
         lp.state.exit.store(true, Ordering::Release);

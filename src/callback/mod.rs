@@ -11,6 +11,7 @@
 
 mod connect;
 mod event_loop;
+mod local;
 mod server;
 mod session;
 mod stats;
@@ -29,6 +30,7 @@ use crate::{Event, TcpSocket, TcpStream};
 
 pub use connect::{TcpConnect, tcp_connect};
 pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
+pub use local::LoopLocal;
 pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
 pub use stats::{Stats, process_stats, stats};
 
@@ -169,6 +171,8 @@ pub(crate) struct Ctl {
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
     /// Why the connect failed, for the await side's errors (boxed: rare).
     failure: Option<Box<Event>>,
+    /// The server that accepted this connection.
+    pub(crate) server: Option<TcpServerHandle>,
 }
 
 impl Ctl {

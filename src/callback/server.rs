@@ -142,6 +142,7 @@ impl TcpServerBuilder {
             waker: Mutex::new(None),
         });
         let handle = TcpServerHandle { shared: shared.clone() };
+        let own = handle.clone();
         let settings = self.settings;
         let cbs = Arc::new(self.cbs);
         let spawn_conn = spawner.clone();
@@ -161,6 +162,7 @@ impl TcpServerBuilder {
                 match server.poll_accept(cx) {
                     Poll::Ready(Ok((stream, _))) => {
                         let socket = stream.into_socket();
+                        socket.conn.ctl().server = Some(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
@@ -246,7 +248,33 @@ struct Shared {
     waker: Mutex<Option<Waker>>,
 }
 
-/// A running callback-style server: its address, and `close`.
+/// A running callback-style server: its address, and `close`. Cheap to
+/// clone; every connection it accepts reaches it through
+/// [`TcpSocket::server`].
+///
+/// # Examples
+///
+/// A server that serves one client, then closes itself from its callback:
+///
+/// ```
+/// use streamish::{tcp_connect, tcp_server, with_event_loop};
+///
+/// with_event_loop(|| {
+///     let server = tcp_server("127.0.0.1", 0)
+///         .read_cb(|sock, data| {
+///             let _ = sock.write_bytes(data.into_bytes());
+///             sock.close();
+///             sock.server().unwrap().close(); // no more clients
+///         })
+///         .spawn()?;
+///     assert!(!server.is_closed());
+///     tcp_connect("127.0.0.1", server.local_addr().port())
+///         .data("one")
+///         .spawn()?;
+///     Ok(())
+/// })
+/// .unwrap(); // returns once the server and both ends are closed
+/// ```
 #[derive(Clone)]
 pub struct TcpServerHandle {
     shared: Arc<Shared>,
@@ -282,5 +310,14 @@ impl fmt::Debug for TcpServerHandle {
             .field("local", &self.shared.local)
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+impl TcpSocket {
+    /// The server that accepted this connection, for its callbacks to
+    /// reach (to close it, say); `None` for connections made by
+    /// `tcp_connect` or on the await face.
+    pub fn server(&self) -> Option<TcpServerHandle> {
+        self.conn.ctl().server.clone()
     }
 }
