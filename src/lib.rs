@@ -107,6 +107,7 @@ mod listener;
 mod pool;
 pub mod prelude;
 mod socket;
+mod sockopt;
 mod stream;
 mod sys;
 mod traits;

@@ -58,9 +58,31 @@ impl TcpListener {
 
     /// Binds with a listen backlog of `backlog` pending connections.
     pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+        TcpListener::bind_opts(addr, backlog, false)
+    }
+
+    /// Binds with `SO_REUSEPORT` (Unix), so that several listeners, one per
+    /// thread or process, share one address and the kernel spreads the
+    /// connections among them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::TcpListener;
+    ///
+    /// let a = TcpListener::bind_reuse_port("127.0.0.1:0")?;
+    /// let b = TcpListener::bind_reuse_port(a.local_addr())?; // same port
+    /// assert_eq!(a.local_addr(), b.local_addr());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn bind_reuse_port(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_opts(addr, DEFAULT_BACKLOG, true)
+    }
+
+    pub(crate) fn bind_opts(addr: impl ToSocketAddrs, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
-            match listen(addr, backlog) {
+            match listen(addr, backlog, reuse_port) {
                 Ok(listener) => {
                     let local = listener.local_addr()?;
                     let listener = Arc::new(Async::new(listener)?);
@@ -159,7 +181,7 @@ impl fmt::Debug for Incoming<'_> {
 }
 
 #[cfg(unix)]
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
+fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv6() {
         AddressFamily::INET6
@@ -170,12 +192,43 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
     // As std does: a restarted server can bind while old connections linger
     // in TIME_WAIT. Two listeners still cannot share an address.
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    if reuse_port {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
     Ok(StdListener::from(fd))
 }
 
+#[cfg(unix)]
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.get_ref().as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.listener.get_ref().as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for TcpListener {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.listener.get_ref().as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for TcpListener {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.listener.get_ref().as_raw_socket()
+    }
+}
+
 #[cfg(not(unix))]
-fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<StdListener> {
+fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
     StdListener::bind(addr)
 }

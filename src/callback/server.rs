@@ -56,6 +56,7 @@ pub fn tcp_server<'a>(bind: impl Into<Option<&'a str>>, port: u16) -> TcpServerB
         bind: bind.into().map(str::to_owned),
         port,
         backlog: DEFAULT_BACKLOG,
+        reuse_port: false,
         cbs: Callbacks::default(),
         settings: Settings::default(),
     }
@@ -67,6 +68,7 @@ pub struct TcpServerBuilder {
     bind: Option<String>,
     port: u16,
     backlog: u32,
+    reuse_port: bool,
     cbs: Callbacks,
     settings: Settings,
 }
@@ -78,6 +80,14 @@ impl TcpServerBuilder {
     /// 128). Zero lets the system pick its minimum.
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
+    /// loop, may share the address, and the kernel spreads the connections
+    /// among them.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -118,7 +128,7 @@ impl TcpServerBuilder {
         // As `TcpListener::bind`: IP literals directly, names through the
         // system resolver, each address in turn.
         let server = match self.bind.as_deref() {
-            None => TcpListener::bind_with_backlog((Ipv4Addr::UNSPECIFIED, self.port), self.backlog)?,
+            None => TcpListener::bind_opts((Ipv4Addr::UNSPECIFIED, self.port), self.backlog, self.reuse_port)?,
             Some(host) => {
                 let host = host.trim();
                 let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -133,7 +143,7 @@ impl TcpServerBuilder {
                         error,
                     })?
                     .collect();
-                TcpListener::bind_with_backlog(&addrs[..], self.backlog)?
+                TcpListener::bind_opts(&addrs[..], self.backlog, self.reuse_port)?
             }
         };
         let shared = Arc::new(Shared {
