@@ -16,10 +16,11 @@ fn connect_and_bind_take_every_address_form() {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr: SocketAddr = server.local_addr();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        #[allow(clippy::needless_borrows_for_generic_args)] // the form under test
         TcpStream::connect(&addr).await.unwrap();
         TcpStream::connect((ip, addr.port())).await.unwrap();
         TcpStream::connect(addr.to_string().as_str()).await.unwrap();
-        TcpListener::bind(&SocketAddr::new(ip, 0)).unwrap();
+        TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
         TcpListener::bind((ip, 0)).unwrap();
     });
 }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -55,15 +56,15 @@ pub(crate) struct Loop {
 }
 
 /// Tells loops apart (a `LoopLocal` belongs to one).
-pub(crate) fn loop_id(lp: &Arc<Loop>) -> usize {
-    Arc::as_ptr(lp) as usize
+pub(crate) fn loop_id(lp: &Rc<Loop>) -> usize {
+    Rc::as_ptr(lp) as usize
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<Loop>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<Loop>>> = const { RefCell::new(None) };
 }
 
-fn current() -> Option<Arc<Loop>> {
+fn current() -> Option<Rc<Loop>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
@@ -73,7 +74,7 @@ pub(crate) fn current_counts() -> Option<Arc<super::stats::Counts>> {
 }
 
 /// The current loop, or the error that explains there is none.
-pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
+pub(crate) fn require_loop() -> io::Result<Rc<Loop>> {
     current().ok_or_else(|| {
         io::Error::other("not inside with_event_loop: use `start` and spawn the driver on your executor")
     })
@@ -130,7 +131,7 @@ pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Ou
             "with_event_loop: already inside an event loop on this thread",
         ));
     }
-    let lp = Arc::new(Loop {
+    let lp = Rc::new(Loop {
         ex: Executor::new(),
         state: Arc::new(State::default()),
         counts: Arc::default(),
