@@ -17,7 +17,7 @@
 //! streamish's ratio to each peer and the targets of issue 4.
 //!
 //! Implementations, each written the way its own documentation shows:
-//! * `streamish`: `TcpServer`/`TcpStream` with futures-lite's
+//! * `streamish`: `TcpListener`/`TcpStream` with futures-lite's
 //!   `AsyncReadExt`/`AsyncWriteExt`, defaults only (it sets `TCP_NODELAY`);
 //! * `streamish-cb`: the callback face (`tcp_connect`/`tcp_server`);
 //! * `streamish-tokio`: the await face run by tokio instead (full runs, or
@@ -1254,10 +1254,10 @@ mod fut {
 
     pub struct Streamish;
     impl Net for Streamish {
-        type Listener = streamish::TcpServer;
+        type Listener = streamish::TcpListener;
         type Stream = streamish::TcpStream;
         async fn bind() -> io::Result<(Self::Listener, SocketAddr)> {
-            let server = streamish::TcpServer::bind("127.0.0.1:0")?;
+            let server = streamish::TcpListener::bind("127.0.0.1:0")?;
             let addr = server.local_addr();
             Ok((server, addr))
         }
@@ -2118,16 +2118,16 @@ mod cb {
         client: impl FnOnce(u16) -> io::Result<()> + Send + 'static,
     ) -> io::Result<()> {
         if !two {
-            return with_event_loop(|| client(server()?.local_addr().port()))?;
+            return with_event_loop(|| client(server()?.local_addr().port()));
         }
         let (tx, rx) = mpsc::channel();
         let srv = thread::spawn(move || {
             with_event_loop(|| {
                 let h = server()?;
                 tx.send(h.local_addr().port()).map_err(io::Error::other)
-            })?
+            })
         });
-        let cli = thread::spawn(move || with_event_loop(|| client(rx.recv().map_err(io::Error::other)?))?);
+        let cli = thread::spawn(move || with_event_loop(|| client(rx.recv().map_err(io::Error::other)?)));
         let c = cli.join().map_err(|_| io::Error::other("client panicked"))?;
         let s = srv.join().map_err(|_| io::Error::other("server panicked"))?;
         s.and(c)
@@ -2425,7 +2425,7 @@ mod cb {
                 let _ = io::stdout().flush();
                 std::process::exit(0)
             })
-        })??;
+        })?;
         Err(io::Error::other("the idle server ended early"))
     }
 }

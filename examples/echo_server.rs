@@ -100,7 +100,7 @@ fn run(args: Args) -> io::Result<()> {
                 // The client is done: streamish closes the socket after what
                 // was written to it has gone out.
                 Event::Eof { .. } => {}
-                ev => eprintln!("echo_server: {}{}: {ev}", ev.name(), peer(&ev)),
+                ev => eprintln!("echo_server: {ev}{}", peer(&ev)),
             })
             .spawn()?;
         let mut stdout = io::stdout().lock();
@@ -117,7 +117,7 @@ fn run(args: Args) -> io::Result<()> {
             Ok(())
         })?;
         Ok(())
-    })?
+    })
 }
 
 /// ` (from IP:PORT)` for an event's socket, when it is still known.

@@ -220,16 +220,11 @@ impl Proxy {
         let Some(sock) = ev.socket() else {
             return;
         };
-        self.log(|| format!("{}: {}: {ev}", self.name(side, sock), ev.name()));
+        self.log(|| format!("{}: {ev}", self.name(side, sock)));
         if matches!(side, Side::Remote) && ev.is_error() && !sock.is_connected() {
             // The remote side never came up, and the client cannot be told
             // why: say it here, with or without --debug.
-            eprintln!(
-                "simple_proxy: remote {}:{}: {}: {ev}",
-                self.remote_host,
-                self.remote_port,
-                ev.name()
-            );
+            eprintln!("simple_proxy: remote {}:{}: {ev}", self.remote_host, self.remote_port);
         }
         let Some(partner) = sock.data::<TcpSocket>() else {
             // Half open with nobody to pass the end to: close this side.
@@ -284,7 +279,7 @@ fn run(args: Args) -> io::Result<()> {
             Ok(())
         })?;
         Ok(())
-    })?
+    })
 }
 
 /// `--stats`: the open connection counts now and every 2 seconds, for as

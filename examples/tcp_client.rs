@@ -163,7 +163,7 @@ fn start(args: Args, outcome: &Arc<Outcome>) -> io::Result<()> {
         .event_cb(move |ev| match ev {
             // The server closed: the response is complete.
             Event::Eof { .. } => on_event.finish(Ok(())),
-            ev => on_event.finish(Err(format!("{}: {ev}", ev.name()))),
+            ev => on_event.finish(Err(ev.to_string())),
         })
         .spawn()?;
     Ok(())

@@ -117,6 +117,13 @@ impl ToAddrs for &String {
     }
 }
 
+impl sealed::Sealed for &SocketAddr {}
+impl ToAddrs for &SocketAddr {
+    fn to_target(self) -> io::Result<Target> {
+        Ok(Target::Addrs(vec![*self]))
+    }
+}
+
 impl sealed::Sealed for Vec<SocketAddr> {}
 impl ToAddrs for Vec<SocketAddr> {
     fn to_target(self) -> io::Result<Target> {

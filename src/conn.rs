@@ -587,7 +587,7 @@ impl Conn {
 
     pub(crate) fn append_input(&self, data: &[u8]) -> io::Result<()> {
         if self.is_closed() {
-            return Err(Event::closed());
+            return Err(self.closed_error());
         }
         self.input().buf.append(data);
         Ok(())
@@ -603,7 +603,7 @@ impl Conn {
     /// [`Conn::at_eof`] to tell end of file apart).
     pub(crate) fn read_now(&self, out: &mut [u8]) -> io::Result<usize> {
         if self.is_closed() {
-            return Err(Event::closed());
+            return self.read_left(out);
         }
         self.input_consumed();
         let mut inp = self.input();
@@ -633,6 +633,28 @@ impl Conn {
             }
         }
         Ok(n)
+    }
+
+    /// A read from a closed connection: what was buffered before it
+    /// closed, then `Closed`.
+    fn read_left(&self, out: &mut [u8]) -> io::Result<usize> {
+        let mut inp = self.input();
+        if !inp.buf.is_empty() || out.is_empty() {
+            return Ok(inp.buf.copy_to(out));
+        }
+        drop(inp);
+        Err(self.closed_error())
+    }
+
+    /// The error of an operation on a closed connection: the event that
+    /// failed its connect if one did (the await side learns why), else
+    /// `Closed`. Takes the `ctl` lock: call it holding no lock but the
+    /// output side's.
+    pub(crate) fn closed_error(&self) -> io::Error {
+        match self.ctl().failure() {
+            Some(ev) => ev.into(),
+            None => Event::closed(),
+        }
     }
 
     /// One read from the kernel into the input buffer, waiting for
@@ -690,7 +712,7 @@ impl Conn {
     /// with nothing buffered is read into directly, skipping the copy.
     pub(crate) fn poll_read(&self, id: WaitId, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(self.read_left(out));
         }
         let mut inp = self.input();
         if !inp.buf.is_empty() || out.is_empty() {
@@ -733,7 +755,11 @@ impl Conn {
     /// is end of file. Used by `poll_fill_buf` and the drained callback mode.
     pub(crate) fn poll_take(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            let left = self.input().buf.take_all();
+            return Poll::Ready(match left.is_empty() {
+                true => Err(self.closed_error()),
+                false => Ok(Some(left)),
+            });
         }
         let mut inp = self.input();
         if inp.buf.is_empty() {
@@ -754,7 +780,7 @@ impl Conn {
     /// mode of the callback face). Ready(Ok(0)) is end of file.
     pub(crate) fn poll_fill(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(Err(self.closed_error()));
         }
         let mut inp = self.input();
         self.poll_fill_locked(&mut inp, id, cx)
@@ -809,7 +835,7 @@ impl Conn {
 
     fn check_writable(&self, out: &OutputSide) -> io::Result<()> {
         if self.is_closing() || out.shut || out.shut_requested {
-            return Err(Event::closed());
+            return Err(self.closed_error());
         }
         if let Some(kind) = out.error {
             return Err(sticky(kind));
@@ -1014,7 +1040,7 @@ impl Conn {
 
     pub(crate) fn poll_flush(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
-            return Poll::Ready(Err(Event::closed()));
+            return Poll::Ready(Err(self.closed_error()));
         }
         let mut out = self.output();
         let res = self.flush_locked(&mut out, Some((id, cx)));
@@ -1263,7 +1289,11 @@ impl Conn {
             o.writable = None;
             o.armed = false;
             o.linger = None;
-            i.buf.clear();
+            // What was read stays readable after a close (cl-async's buffer
+            // lives in the stream); only an abort drops it.
+            if abort {
+                i.buf.clear();
+            }
             o.queue.clear();
             o.refuse_fast();
             self.out_len.store(0, Ordering::Release);

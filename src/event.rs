@@ -244,41 +244,69 @@ impl Event {
         }
     }
 
+    /// A copy without the socket: system errors are copied as their kind
+    /// and message (`io::Error` is not `Clone`).
+    pub(crate) fn duplicate(&self) -> Event {
+        let copy = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        let socket = None;
+        match self {
+            Event::Eof { .. } => Event::Eof { socket },
+            Event::QueueFull { .. } => Event::QueueFull { socket },
+            Event::Reset { error, .. } => Event::Reset {
+                socket,
+                error: copy(error),
+            },
+            Event::Timeout { clock, .. } => Event::Timeout { socket, clock: *clock },
+            Event::Refused { error, .. } => Event::Refused {
+                socket,
+                error: copy(error),
+            },
+            Event::Aborted { error, .. } => Event::Aborted {
+                socket,
+                error: copy(error),
+            },
+            Event::AddressInUse { error, .. } => Event::AddressInUse {
+                socket,
+                error: copy(error),
+            },
+            Event::Dns { host, error, .. } => Event::Dns {
+                socket,
+                host: host.clone(),
+                error: copy(error),
+            },
+            Event::Closed { .. } => Event::Closed { socket },
+            Event::BrokenPipe { error, .. } => Event::BrokenPipe {
+                socket,
+                error: copy(error),
+            },
+            Event::Canceled { .. } => Event::Canceled { socket },
+            Event::Io { error, .. } => Event::Io {
+                socket,
+                error: copy(error),
+            },
+        }
+    }
+
     /// The `Closed` error as an `io::Error`.
     pub(crate) fn closed() -> io::Error {
         Event::Closed { socket: None }.into()
     }
 }
 
+/// One line, as `Display` prints it: an `Event` returned from `main`, or
+/// inside the `io::Error` returned from it, reads as
+/// `tcp-refused: 127.0.0.1:1: connection refused`, not as nested structs.
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct(self.name());
-        if let Some(s) = self.socket() {
-            d.field("socket", s);
-        }
-        match self {
-            Event::Timeout { clock, .. } => {
-                d.field("clock", clock);
-            }
-            Event::Dns { host, error, .. } => {
-                d.field("host", host).field("error", error);
-            }
-            Event::Reset { error, .. }
-            | Event::Refused { error, .. }
-            | Event::Aborted { error, .. }
-            | Event::AddressInUse { error, .. }
-            | Event::BrokenPipe { error, .. }
-            | Event::Io { error, .. } => {
-                d.field("error", error);
-            }
-            Event::Eof { .. } | Event::Closed { .. } | Event::Canceled { .. } | Event::QueueFull { .. } => {}
-        }
-        d.finish()
+        fmt::Display::fmt(self, f)
     }
 }
 
+/// The cl-async name, then what happened, on one line:
+/// `tcp-timeout: read timeout`, `dns-error: cannot resolve "x.invalid": …`.
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.name())?;
         match self {
             Event::Eof { .. } => f.write_str("end of file: the peer closed the connection"),
             Event::Timeout { clock, .. } => write!(f, "{clock} timeout"),

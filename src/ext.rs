@@ -32,10 +32,10 @@ pub trait AsyncStreamExt: AsyncStream {
     ///
     /// ```
     /// use futures_lite::AsyncReadExt;
-    /// use streamish::{AsyncOutputStream, AsyncStreamExt, TcpServer, TcpStream};
+    /// use streamish::{AsyncOutputStream, AsyncStreamExt, TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let mut client = TcpStream::connect(server.local_addr()).await?;
     /// let (mut peer, _) = server.accept().await?;
     /// client.write_sequence(b"bye")?;
@@ -65,10 +65,10 @@ pub trait AsyncInputStreamExt: AsyncInputStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{AsyncInputStream, AsyncInputStreamExt, TcpServer, TcpStream};
+    /// use streamish::{AsyncInputStream, AsyncInputStreamExt, TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let mut stream = TcpStream::connect(server.local_addr()).await?;
     /// stream.append_bytes(b"xyz")?;
     /// let mut buf = *b"ab....";
@@ -93,10 +93,10 @@ pub trait AsyncOutputStreamExt: AsyncOutputStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpServer, TcpStream};
+    /// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let mut stream = TcpStream::connect(server.local_addr()).await?;
     /// stream.write_sequence(b"data")?;
     /// stream.finish_output().await?;
@@ -117,10 +117,10 @@ pub trait AsyncOutputStreamExt: AsyncOutputStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpServer, TcpStream};
+    /// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let mut stream = TcpStream::connect(server.local_addr()).await?;
     /// stream.write_subsequence(b"abcdef", 1, Some(4))?; // "bcd"
     /// assert!(stream.queued() <= 3); // the send behind may have taken some

@@ -48,10 +48,10 @@
 //!
 //! ```
 //! use futures_lite::{AsyncReadExt, AsyncWriteExt};
-//! use streamish::{AsyncInputStream, TcpServer, TcpStream};
+//! use streamish::{AsyncInputStream, TcpListener, TcpStream};
 //!
 //! # futures_lite::future::block_on(async {
-//! let server = TcpServer::bind("127.0.0.1:0")?;
+//! let server = TcpListener::bind("127.0.0.1:0")?;
 //! let mut client = TcpStream::connect(server.local_addr()).await?;
 //! let (mut peer, _) = server.accept().await?;
 //!
@@ -92,7 +92,6 @@
 //!         .spawn()?;
 //!     Ok(())
 //! })
-//! .unwrap()
 //! .unwrap();
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -104,9 +103,11 @@ mod callback;
 mod conn;
 mod event;
 mod ext;
+mod listener;
 mod pool;
-mod server;
+pub mod prelude;
 mod socket;
+mod sockopt;
 mod stream;
 mod sys;
 mod traits;
@@ -114,13 +115,22 @@ mod wait;
 
 pub use addr::ToAddrs;
 pub use callback::{
-    Driver, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop, spawn, stats, tcp_connect,
-    tcp_server, with_event_loop,
+    Driver, LoopLocal, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop,
+    process_stats, spawn, stats, tcp_connect, tcp_server, with_event_loop,
 };
 pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DROP_LINGER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
-pub use server::{DEFAULT_BACKLOG, Incoming, TcpServer};
+pub use listener::{DEFAULT_BACKLOG, Incoming, TcpListener};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+/// The listener's former name.
+#[deprecated(note = "renamed `TcpListener`, as std, tokio and async-net call it")]
+pub type TcpServer = TcpListener;
 pub use socket::TcpSocket;
 pub use stream::{ReuniteError, TcpInputStream, TcpOutputStream, TcpStream};
 pub use traits::{AsyncInputStream, AsyncIoStream, AsyncOutputStream, AsyncStream};

@@ -25,10 +25,10 @@ use crate::conn::Conn;
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use streamish::{TcpServer, TcpSocket, TcpStream};
+/// use streamish::{TcpListener, TcpSocket, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
@@ -116,7 +116,7 @@ impl TcpSocket {
     fn with_io<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
         match self.conn.io() {
             Some(io) => f(io.get_ref()),
-            None if self.conn.is_closed() => Err(crate::Event::closed()),
+            None if self.conn.is_closed() => Err(self.conn.closed_error()),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the socket is not connected yet",
@@ -187,10 +187,10 @@ impl TcpSocket {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let stream = TcpStream::connect(server.local_addr()).await?;
     /// let socket = stream.socket();
     /// socket.set_data(42u32);
@@ -225,10 +225,10 @@ impl TcpSocket {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{Event, TcpServer, TcpStream};
+    /// use streamish::{Event, TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let socket = TcpStream::connect(server.local_addr()).await?.into_socket();
     /// socket.set_max_queued(4)?;
     /// let err = socket.write(b"12345").unwrap_err();

@@ -69,9 +69,7 @@ impl Reader {
     }
 
     fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.socket.conn.is_closed() {
-            return Err(crate::Event::closed());
-        }
+        // On a closed connection `read_now` gives what is still buffered.
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
         self.front.advance(n);
@@ -87,6 +85,40 @@ impl Reader {
 
     fn buffered(&self) -> usize {
         self.front.len() + self.socket.conn.buffered()
+    }
+
+    /// Up to and including `delim`, from the lent front and the shared
+    /// buffer, if it is buffered.
+    fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+        if let Some(i) = self.front.iter().position(|&b| b == delim) {
+            return Ok(Some(self.front.split_to(i + 1)));
+        }
+        let conn = &self.socket.conn;
+        let Some(i) = conn.with_buffered(|b| b.iter().position(|&b| b == delim)) else {
+            if self.front.is_empty() && conn.is_closed() && conn.buffered() == 0 {
+                return Err(conn.closed_error());
+            }
+            return Ok(None);
+        };
+        let mut line = Vec::with_capacity(self.front.len() + i + 1);
+        line.extend_from_slice(&std::mem::take(&mut self.front));
+        let start = line.len();
+        line.resize(start + i + 1, 0);
+        // Every byte asked for is buffered: this copies and never reads.
+        let n = conn.read_now(&mut line[start..])?;
+        line.truncate(start + n);
+        Ok(Some(Bytes::from(line)))
+    }
+
+    fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.front.len());
+        buf[..n].copy_from_slice(&self.front[..n]);
+        let rest = &mut buf[n..];
+        n + self.socket.conn.with_buffered(|b| {
+            let k = rest.len().min(b.len());
+            rest[..k].copy_from_slice(&b[..k]);
+            k
+        })
     }
 
     fn clear(&mut self) {
@@ -111,10 +143,10 @@ impl Reader {
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use streamish::{TcpServer, TcpStream};
+/// use streamish::{TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
@@ -199,10 +231,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let port = server.local_addr().port();
     /// let a = TcpStream::connect(server.local_addr()).await?;
     /// let b = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -248,10 +280,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// use streamish::{TcpServer, TcpStream};
+    /// use streamish::{TcpListener, TcpStream};
     ///
     /// # futures_lite::future::block_on(async {
-    /// let server = TcpServer::bind("127.0.0.1:0")?;
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
     /// let stream = TcpStream::connect(server.local_addr()).await?;
     /// let (input, output) = stream.split();
     /// let stream = TcpStream::reunite(input, output).unwrap();
@@ -288,7 +320,7 @@ impl TcpStream {
     /// flushing (as `std::net::TcpStream::shutdown`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         let conn = &self.socket().conn;
-        let io = conn.io().ok_or_else(crate::Event::closed)?;
+        let io = conn.io().ok_or_else(|| conn.closed_error())?;
         io.get_ref().shutdown(how)?;
         if how != Shutdown::Read {
             conn.mark_write_shut();
@@ -428,7 +460,10 @@ macro_rules! impl_input {
             fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
                 this.reader.front = Bytes::new();
-                this.reader.socket.conn.poll_close(this.reader.id, cx)
+                let res = ready!(this.reader.socket.conn.poll_close(this.reader.id, cx));
+                // Closing the stream itself drops what it left unread.
+                this.reader.socket.conn.clear_input();
+                Poll::Ready(res)
             }
             fn abort(&mut self) {
                 self.reader.front = Bytes::new();
@@ -474,6 +509,12 @@ macro_rules! impl_input {
             }
             fn append_bytes(&mut self, data: &[u8]) -> io::Result<()> {
                 self.reader.socket.conn.append_input(data)
+            }
+            fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+                self.reader.take_until(delim)
+            }
+            fn peek_sequence(&self, buf: &mut [u8]) -> usize {
+                self.reader.peek(buf)
             }
         }
     };

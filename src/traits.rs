@@ -8,6 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_lite::io::{AsyncBufRead, AsyncWrite};
 
 use crate::TcpSocket;
@@ -17,10 +18,10 @@ use crate::TcpSocket;
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncStream, AsyncStreamExt, TcpServer, TcpStream};
+/// use streamish::{AsyncStream, AsyncStreamExt, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// assert!(stream.is_open());
 /// stream.close_stream().await?;
@@ -60,10 +61,10 @@ pub trait AsyncStream {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncInputStream, TcpServer, TcpStream};
+/// use streamish::{AsyncInputStream, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// let mut buf = [0u8; 16];
 /// // Nothing has been sent: the read returns at once, and it is not EOF.
@@ -114,6 +115,72 @@ pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
     /// Appends bytes to the input buffer, to be read after what is already
     /// there (cl-async's `stream-append-bytes`).
     fn append_bytes(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// Takes the buffered bytes up to and including the first `delim`, if
+    /// one is buffered; `Ok(None)` otherwise, leaving a partial record
+    /// buffered. Never waits and never reads from the kernel: it looks at
+    /// what the callback driver (or an awaited `fill_buf`) buffered. Fails
+    /// with the stream's error once it is closed and nothing is left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{AsyncInputStream, TcpListener, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(server.local_addr()).await?;
+    /// stream.append_bytes(b"key=value;rest")?;
+    /// assert_eq!(stream.take_until(b';')?.as_deref(), Some(&b"key=value;"[..]));
+    /// assert_eq!(stream.take_until(b';')?, None); // "rest" stays buffered
+    /// assert_eq!(stream.buffered(), 4);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>>;
+
+    /// Takes one whole line, its `\n` included, if one is buffered;
+    /// `Ok(None)` otherwise, leaving a partial line buffered (see
+    /// [`take_until`](AsyncInputStream::take_until)). The non-waiting
+    /// counterpart of futures-lite's `read_line`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{AsyncInputStream, TcpListener, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(server.local_addr()).await?;
+    /// stream.append_bytes(b"hello\nwor")?;
+    /// assert_eq!(stream.take_line()?.as_deref(), Some(&b"hello\n"[..]));
+    /// assert_eq!(stream.take_line()?, None); // "wor" waits for its end
+    /// stream.append_bytes(b"ld\n")?;
+    /// assert_eq!(stream.take_line()?.as_deref(), Some(&b"world\n"[..]));
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    fn take_line(&mut self) -> io::Result<Option<Bytes>> {
+        self.take_until(b'\n')
+    }
+
+    /// Copies buffered bytes into `buf` without consuming them, and returns
+    /// how many; never waits and never reads from the kernel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{AsyncInputStream, TcpListener, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(server.local_addr()).await?;
+    /// stream.append_bytes(b"GET /")?;
+    /// let mut head = [0u8; 3];
+    /// assert_eq!(stream.peek_sequence(&mut head), 3);
+    /// assert_eq!(&head, b"GET");
+    /// assert_eq!(stream.buffered(), 5); // still there
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    fn peek_sequence(&self, buf: &mut [u8]) -> usize;
 }
 
 /// cl-async's `async-output-stream`: writes that never wait, into an output
@@ -128,10 +195,10 @@ pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpServer, TcpStream};
+/// use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let mut stream = TcpStream::connect(server.local_addr()).await?;
 /// stream.write_sequence(b"hello, ")?; // queued, never waits
 /// stream.write_byte(b'w')?;
@@ -174,10 +241,10 @@ pub trait AsyncOutputStream: AsyncStream + AsyncWrite {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncIoStream, TcpServer, TcpStream};
+/// use streamish::{AsyncIoStream, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?;
+/// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let stream = TcpStream::connect(server.local_addr()).await?;
 /// let mut boxed: Box<dyn AsyncIoStream + Send + Unpin> = Box::new(stream);
 /// boxed.write_sequence(b"ping")?;
@@ -226,6 +293,15 @@ macro_rules! deref_stream {
             }
             fn append_bytes(&mut self, data: &[u8]) -> io::Result<()> {
                 (**self).append_bytes(data)
+            }
+            fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+                (**self).take_until(delim)
+            }
+            fn take_line(&mut self) -> io::Result<Option<Bytes>> {
+                (**self).take_line()
+            }
+            fn peek_sequence(&self, buf: &mut [u8]) -> usize {
+                (**self).peek_sequence(buf)
             }
         }
 

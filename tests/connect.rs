@@ -11,14 +11,14 @@ use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use streamish::{
     AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, DEFAULT_BACKLOG, Event, TcpInputStream,
-    TcpOutputStream, TcpServer, TcpSocket, TcpStream,
+    TcpListener, TcpOutputStream, TcpSocket, TcpStream,
 };
 
 use common::run;
 
 /// One byte each way between a fresh client and the connection the server
 /// accepts for it; checks that the addresses on both ends agree.
-async fn exchange(server: &TcpServer, client: io::Result<TcpStream>) -> TcpStream {
+async fn exchange(server: &TcpListener, client: io::Result<TcpStream>) -> TcpStream {
     let mut client = client.expect("connect");
     let (mut accepted, from) = server.accept().await.expect("accept");
     assert_eq!(client.peer_addr().unwrap(), server.local_addr());
@@ -40,7 +40,7 @@ async fn exchange(server: &TcpServer, client: io::Result<TcpStream>) -> TcpStrea
 
 /// A loopback port nobody listens on: bind one, note it, let it go.
 fn refused_port() -> u16 {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     server.local_addr().port()
 }
 
@@ -53,7 +53,7 @@ fn connect_by_name_localhost() {
     run(async {
         // localhost may resolve to ::1 first; nothing listens there, so the
         // connect must go on to 127.0.0.1.
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().port();
         exchange(&server, TcpStream::connect(("localhost", port)).await).await;
         exchange(&server, TcpStream::connect(format!("localhost:{port}")).await).await;
@@ -66,7 +66,7 @@ fn connect_by_name_localhost() {
 #[test]
 fn connect_by_ipv6_literal() {
     run(async {
-        let server = match TcpServer::bind("[::1]:0") {
+        let server = match TcpListener::bind("[::1]:0") {
             Ok(s) => s,
             Err(e) => {
                 println!("note: no IPv6 loopback on this machine ({e}); skipping the ::1 test");
@@ -92,7 +92,7 @@ fn connect_by_ipv6_literal() {
 #[test]
 fn connect_by_ipv4_literal_in_every_form() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
         let port = addr.port();
         let SocketAddr::V4(v4) = addr else {
@@ -138,7 +138,7 @@ fn connect_to_a_refused_port() {
 #[test]
 fn connect_tries_every_address_in_turn() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = SocketAddr::from(([127, 0, 0, 1], refused_port()));
         // The first address refuses; the second answers.
         exchange(&server, TcpStream::connect(vec![dead, server.local_addr()]).await).await;
@@ -222,25 +222,25 @@ fn an_unresolvable_name_is_a_dns_event() {
 
 #[test]
 fn server_on_port_zero_tells_its_address() {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
     assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_ne!(addr.port(), 0);
     assert!(format!("{server:?}").contains(&addr.to_string()));
 
-    let other = TcpServer::bind_with_backlog(("127.0.0.1", 0), 4).unwrap();
+    let other = TcpListener::bind_with_backlog(("127.0.0.1", 0), 4).unwrap();
     assert_ne!(other.local_addr().port(), 0);
     assert_ne!(other.local_addr(), addr);
-    let third = TcpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let third = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     assert_ne!(third.local_addr().port(), 0);
     assert_eq!(DEFAULT_BACKLOG, 128);
 }
 
 #[test]
 fn binding_an_address_in_use_fails_at_once() {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
-    let err = TcpServer::bind(addr).expect_err("the address is in use");
+    let err = TcpListener::bind(addr).expect_err("the address is in use");
     let (kind, msg, event) = kind_and_event(err);
     assert_eq!(kind, io::ErrorKind::AddrInUse);
     assert!(msg.contains(&addr.to_string()), "the error does not name {addr}: {msg}");
@@ -248,14 +248,14 @@ fn binding_an_address_in_use_fails_at_once() {
     assert_eq!(event.name(), "socket-address-in-use");
     // Once the first server is gone, the address is free again.
     drop(server);
-    let again = TcpServer::bind(addr).unwrap();
+    let again = TcpListener::bind(addr).unwrap();
     assert_eq!(again.local_addr(), addr);
 }
 
 #[test]
 fn accept_reports_the_peer_address() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, accepted) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let client = client.unwrap();
         let (stream, from) = accepted.unwrap();
@@ -273,7 +273,7 @@ fn accept_reports_the_peer_address() {
 /// reaches one of them.
 #[test]
 fn two_tasks_accepting_on_one_server_do_not_wake_each_other() {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
     let (go, went) = std::sync::mpsc::channel::<()>();
     let client = std::thread::spawn(move || {
@@ -298,7 +298,7 @@ fn two_tasks_accepting_on_one_server_do_not_wake_each_other() {
 #[test]
 fn incoming_yields_connections() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
         const N: u8 = 5;
         let clients = async {
@@ -352,7 +352,7 @@ async fn roundtrip(a: &mut (impl AsyncInputStream + AsyncOutputStream + Unpin), 
 #[test]
 fn conversions_from_std_and_async_streams() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
 
         // std::net::TcpStream → TcpStream (made non-blocking, registered).
@@ -400,7 +400,7 @@ fn conversions_from_std_and_async_streams() {
 #[test]
 fn addresses_nodelay_and_counters() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, accepted) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let (mut client, (mut peer, from)) = (client.unwrap(), accepted.unwrap());
 

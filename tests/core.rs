@@ -11,7 +11,7 @@ use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use streamish::{
     AsyncInputStream, AsyncInputStreamExt, AsyncIoStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream,
-    AsyncStreamExt, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, Event, TcpInputStream, TcpOutputStream, TcpServer,
+    AsyncStreamExt, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, Event, TcpInputStream, TcpListener, TcpOutputStream,
     TcpSocket, TcpStream,
 };
 
@@ -300,7 +300,7 @@ fn eof_seen_with_bytes_still_buffered() {
 #[test]
 fn read_sequence_and_read_byte_return_at_once_and_tell_nothing_yet_from_eof() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (io, accepted) = zip(
             async_io::Async::<std::net::TcpStream>::connect(server.local_addr()),
             server.accept(),
@@ -976,7 +976,7 @@ fn closing_releases_the_file_descriptor() {
     use std::os::fd::AsRawFd;
     run(async {
         for how in ["close_stream", "abort", "drop"] {
-            let server = TcpServer::bind("127.0.0.1:0").unwrap();
+            let server = TcpListener::bind("127.0.0.1:0").unwrap();
             let std_stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
             let fd = std_stream.as_raw_fd();
             let path = format!("/proc/self/fd/{fd}");
@@ -1498,7 +1498,7 @@ fn futures_lite_toolbox_works() {
 #[test]
 fn cl_async_stream_read_write_sequence() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(server.local_addr()).await.unwrap();
         let (mut conn, _) = server.accept().await.unwrap();
 
@@ -1540,7 +1540,7 @@ fn cl_async_stream_read_write_sequence() {
 #[test]
 fn cl_async_write_sequence_with_offsets() {
     run(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(("localhost", server.local_addr().port()))
             .await
             .unwrap();

@@ -703,3 +703,147 @@ fn simple_proxy_passes_a_half_close_through() {
     assert_eq!(out.status.code(), Some(0), "echo_server's stderr {:?}", out.stderr);
     assert_eq!(out.stderr, "", "the echo server saw no error");
 }
+
+// ----- chat_server -----
+
+/// A chat client: its stream, a line reader over it, and its name as the
+/// server sees it.
+struct Chatter {
+    stream: TcpStream,
+    lines: BufReader<TcpStream>,
+    name: String,
+}
+
+impl Chatter {
+    fn join(addr: SocketAddr) -> Chatter {
+        let stream = connect(addr);
+        let name = stream.local_addr().unwrap().to_string();
+        let lines = BufReader::new(stream.try_clone().unwrap());
+        Chatter { stream, lines, name }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).unwrap();
+    }
+
+    /// The next line that is not a `joined` notice.
+    fn hear(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self.lines.read_line(&mut line).expect("read a chat line");
+            assert!(n > 0, "{}: the server closed", self.name);
+            if !line.ends_with(" joined\n") {
+                return line;
+            }
+        }
+    }
+
+    /// Waits until the server announced `other`.
+    fn heard_join(&mut self, other: &Chatter) {
+        let want = format!("* {} joined\n", other.name);
+        loop {
+            let mut line = String::new();
+            assert!(self.lines.read_line(&mut line).unwrap() > 0, "the server closed");
+            if line == want {
+                return;
+            }
+        }
+    }
+}
+
+/// Makes closing `stream` send a reset.
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn chat_server_broadcasts_lines_and_cleans_up_after_leavers() {
+    let mut server = Proc::example("chat_server", &["--port", "0"]);
+    let addr = server.listening();
+    let mut a = Chatter::join(addr);
+    let mut b = Chatter::join(addr);
+    let mut c = Chatter::join(addr);
+    a.heard_join(&c); // all three are in the room
+    b.heard_join(&c);
+
+    // A line in two pieces goes out whole, to everyone else.
+    a.say("hel");
+    a.say("lo\nsecond line\n");
+    for x in [&mut b, &mut c] {
+        assert_eq!(x.hear(), format!("{}: hello\n", a.name));
+        assert_eq!(x.hear(), format!("{}: second line\n", a.name));
+    }
+    // One leaves with a reset, one with end of file: both are announced,
+    // and the room goes on.
+    reset_on_close(&c.stream);
+    let c_name = c.name.clone();
+    drop(c);
+    for x in [&mut a, &mut b] {
+        assert_eq!(x.hear(), format!("* {c_name} left\n"));
+    }
+    b.say("still here\n");
+    assert_eq!(a.hear(), format!("{}: still here\n", b.name));
+    b.stream.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(a.hear(), format!("* {} left\n", b.name));
+
+    server.signal(libc::SIGTERM);
+    let out = server.finish();
+    assert_eq!(out.status.code(), Some(0), "stderr {:?}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn chat_server_rejects_bad_arguments() {
+    for args in [&["--port"][..], &["--port", "99999"], &["9004"]] {
+        let out = run("chat_server", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {:?}", out.stderr);
+        assert!(one_line(&out.stderr).contains("usage: chat_server"), "{args:?}");
+    }
+}
+
+// ----- usage -----
+
+#[test]
+fn echo_server_binds_a_host_name() {
+    let mut server = Proc::example("echo_server", &["--bind", "localhost", "--port", "0"]);
+    let addr = server.listening();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    echo_round_trip(&connect(addr), b"hai");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.finish().status.code(), Some(0));
+}
+
+#[test]
+fn the_readme_shows_each_examples_usage_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for name in ["tcp_client", "echo_server", "simple_proxy", "chat_server"] {
+        let out = run(name, &["--help"]);
+        assert_eq!(out.status.code(), Some(0), "{name} --help");
+        let usage = out
+            .stdout
+            .trim()
+            .strip_prefix("usage: ")
+            .expect("a usage line")
+            .to_owned();
+        assert!(readme.contains(&format!("`{usage}`")), "README lacks `{usage}`");
+        // A usage error prints that line and exits 2.
+        let out = run(name, &["--no-such-option"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {:?}", out.stderr);
+        assert!(one_line(&out.stderr).contains(&format!("usage: {usage}")), "{name}");
+    }
+}

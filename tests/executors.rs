@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpServer, TcpStream};
+use streamish::{AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpListener, TcpStream};
 
 use common::{Rng, timeout};
 
@@ -19,7 +19,7 @@ const BULK: usize = 300 * 1024;
 
 /// The server side: on its first connection, answers requests with no
 /// flush call; on its second, echoes everything back until EOF.
-async fn serve(server: TcpServer) -> io::Result<()> {
+async fn serve(server: TcpListener) -> io::Result<()> {
     let (mut s, _) = server.accept().await?;
     let mut answered = 0;
     loop {
@@ -79,8 +79,8 @@ async fn client(addr: SocketAddr, seed: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn bind() -> (TcpServer, SocketAddr) {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+fn bind() -> (TcpListener, SocketAddr) {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
     (server, addr)
 }

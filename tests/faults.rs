@@ -22,7 +22,7 @@ use async_io::{Async, Timer};
 use futures_lite::future::poll_once;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncStream, AsyncStreamExt, Clock, Event, ReadData, TcpServer, TcpSocket,
+    AsyncInputStream, AsyncOutputStream, AsyncStream, AsyncStreamExt, Clock, Event, ReadData, TcpListener, TcpSocket,
     TcpStream, tcp_connect, tcp_server,
 };
 
@@ -104,7 +104,6 @@ fn refused_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let ev = one_event(&events);
         assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
@@ -151,7 +150,6 @@ fn dns_failure_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let ev = one_event(&events);
         match &ev {
@@ -215,7 +213,6 @@ fn reset_mid_transfer_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         join(peer);
         let ev = one_event(&events);
@@ -294,7 +291,6 @@ fn peer_eof_with_data_in_flight_callback() {
                     .spawn()
                     .map(drop)
             })
-            .unwrap()
             .unwrap();
             join(peer);
             let log = std::mem::take(&mut *log.lock().unwrap());
@@ -325,7 +321,6 @@ fn read_timeout_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         go.send(()).unwrap();
         join(peer);
@@ -384,7 +379,6 @@ fn write_stall_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         go.send(()).unwrap();
         join(peer);
@@ -510,7 +504,6 @@ fn close_force_while_connecting_callback() {
             socket.close_force();
             Ok(())
         })
-        .unwrap()
         .unwrap();
         assert!(matches!(one_event(&events), Event::Canceled { .. }));
         drop(listener);
@@ -553,7 +546,7 @@ fn close_graceful_while_connecting_callback() {
 #[test]
 fn close_while_connecting_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut fut = Box::pin(TcpStream::connect(server.local_addr()));
         let first = block_on(poll_once(&mut fut));
         drop(fut);
@@ -575,7 +568,7 @@ fn close_graceful_delivers_queued_await() {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_sequence(&pattern_at(0, 4 * MIB)).unwrap();
             s.write_sequence(&pattern_at(4 * MIB as u64, 5)).unwrap();
-            assert_eq!(s.queued(), 4 * MIB + 5);
+            assert!(s.queued() <= 4 * MIB + 5);
             s.close_stream().await.unwrap();
             assert!(!s.is_open());
         });
@@ -604,7 +597,6 @@ fn close_graceful_delivers_queued_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a close is not an event");
@@ -618,19 +610,26 @@ fn close_graceful_delivers_queued_callback() {
 fn close_force_drops_queued_await() {
     fd_checked(|| {
         let (listener, addr) = std_listener();
-        let peer = reading_peer(listener);
+        let (aborted, abort_seen) = mpsc::channel::<()>();
+        // The peer reads only after the abort, so the kernel's buffers hold
+        // what the send behind handed over, far less than was queued.
+        let peer = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            abort_seen.recv().unwrap();
+            let mut got = Vec::new();
+            let err = s.read_to_end(&mut got).err().map(|e| e.kind());
+            (got, err)
+        });
         block_on(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_sequence(&pattern_at(0, 4 * MIB)).unwrap();
+            s.write_sequence(&pattern_at(0, 64 * MIB)).unwrap();
             s.abort();
             assert!(!s.is_open());
             assert_eq!(s.queued(), 0);
         });
+        aborted.send(()).unwrap();
         let (got, err) = join(peer);
-        // What the send behind already handed to the kernel may arrive
-        // before the reset (async-io's thread can run it at once); what
-        // was still queued never does.
-        assert!(got.len() < 4 * MIB, "queued bytes went out after an abort");
+        assert!(got.len() < 64 * MIB, "queued bytes went out after an abort");
         assert_eq!(err, Some(io::ErrorKind::ConnectionReset), "the peer sees a reset");
     })
 }
@@ -653,7 +652,6 @@ fn close_force_drops_queued_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         let (got, err) = join(peer);
         assert_eq!(events.names(), Vec::<&str>::new(), "a forced close is not an event");
@@ -673,7 +671,7 @@ fn assert_closed(res: io::Result<impl std::fmt::Debug>) {
 #[test]
 fn write_after_close_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         block_on(async {
             let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
             let (mut peer, _) = server.accept().await.unwrap();
@@ -696,7 +694,7 @@ fn write_after_close_await() {
 #[test]
 fn write_after_close_callback() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().port();
         let events = Events::default();
         let ev = events.clone();
@@ -723,7 +721,6 @@ fn write_after_close_callback() {
                 .spawn()
                 .map(drop)
         })
-        .unwrap()
         .unwrap();
         assert_eq!(join(accept), b"before");
         let socket = kept.lock().unwrap().take().unwrap();
@@ -742,8 +739,8 @@ fn write_after_close_callback() {
 #[test]
 fn address_in_use_await() {
     fd_checked(|| {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
-        let err = TcpServer::bind(server.local_addr()).unwrap_err();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = TcpListener::bind(server.local_addr()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         assert!(err.to_string().contains(&server.local_addr().to_string()), "{err}");
         assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
@@ -763,9 +760,8 @@ fn address_in_use_callback() {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         // Inside a loop, with `spawn`: an error at once, not an event.
-        let err = run_loop(move || tcp_server("127.0.0.1", addr.port()).event_cb(ev.cb()).spawn().map(drop))
-            .unwrap()
-            .unwrap_err();
+        let err =
+            run_loop(move || tcp_server("127.0.0.1", addr.port()).event_cb(ev.cb()).spawn().map(drop)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
         assert_eq!(events.len(), 0);
@@ -803,7 +799,7 @@ fn emfile_child() {
 
     // The await face: accept fails with EMFILE, then succeeds.
     {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr();
         let (old, _) = set_nofile(open_fds() as u64 + 16);
         let mut fillers = fill_fds();
@@ -861,7 +857,6 @@ fn emfile_child() {
             Ok(())
         })
     })
-    .unwrap()
     .unwrap();
     set_nofile(*old.lock().unwrap());
     let evs = events.take();

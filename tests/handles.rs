@@ -11,7 +11,7 @@ use std::future::Future;
 
 use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{Event, TcpServer, TcpStream, tcp_connect, tcp_server};
+use streamish::{Event, TcpListener, TcpStream, tcp_connect, tcp_server};
 
 /// A std peer that reads to end of file.
 fn reading_peer(listener: std::net::TcpListener) -> std::thread::JoinHandle<Vec<u8>> {
@@ -86,7 +86,7 @@ fn a_dropped_driver_closes_its_connection_and_later_writes_fail() {
 fn after_a_close_async_write_close_and_shutdown_write_fail_with_closed() {
     let _fds = fault_kit::fd_lock();
     block_on(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, _peer) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let mut client = client.unwrap();
         streamish::AsyncStreamExt::close_stream(&mut client).await.unwrap();
@@ -152,7 +152,7 @@ fn an_echo_server_against_a_client_that_never_reads_fails_with_queue_full() {
 fn write_past_the_bound_fails_and_a_zero_bound_is_refused() {
     let _fds = fault_kit::fd_lock();
     block_on(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, _peer) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let socket = client.unwrap().into_socket();
         assert!(socket.set_max_queued(0).is_err());

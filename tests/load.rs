@@ -29,7 +29,9 @@ use async_executor::{Executor, Task};
 use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncStreamExt, Driver, TcpServerHandle, TcpSocket, TcpStream, stats, tcp_connect, tcp_server};
+use streamish::{
+    AsyncStreamExt, Driver, TcpServerHandle, TcpSocket, TcpStream, process_stats, tcp_connect, tcp_server,
+};
 
 use fault_kit::*;
 
@@ -87,7 +89,7 @@ impl Run {
     fn verified(&self, len: usize) {
         self.bytes.fetch_add(len as u64, Ordering::SeqCst);
         if self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
-            self.peak_outgoing.store(stats().outgoing_tcp, Ordering::SeqCst);
+            self.peak_outgoing.store(process_stats().outgoing_tcp, Ordering::SeqCst);
             for s in self.sockets.lock().unwrap().drain(..) {
                 s.close();
             }
@@ -174,10 +176,9 @@ fn echo_on_event_loop(want: usize) {
                 Ok(())
             })
         })
-        .unwrap()
         .unwrap();
         check_run(&run);
-        assert_eq!(stats(), Default::default(), "every connection counted closed");
+        assert_eq!(process_stats(), Default::default(), "every connection counted closed");
     })
 }
 
@@ -268,7 +269,7 @@ fn echo_on_two_threads(want: usize) {
         block_on(finished.recv()).unwrap();
         pool.shut_down();
         check_run(&run);
-        assert_eq!(stats(), Default::default(), "every connection counted closed");
+        assert_eq!(process_stats(), Default::default(), "every connection counted closed");
     })
 }
 
@@ -364,6 +365,6 @@ fn soak_echo_memory_flat() {
         last <= first + first / 2 + 32 * 1024,
         "memory grew: VmRSS {first} KiB in the first quarter, {last} KiB in the last"
     );
-    assert_eq!(stats(), Default::default(), "every connection counted closed");
+    assert_eq!(process_stats(), Default::default(), "every connection counted closed");
     assert_eq!(open_fds(), fds_before, "descriptors leaked");
 }

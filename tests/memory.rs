@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_lite::future::{yield_now, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncOutputStream, TcpServer, TcpStream, tcp_connect};
+use streamish::{AsyncOutputStream, TcpListener, TcpStream, tcp_connect};
 
 use fault_kit::*;
 
@@ -54,7 +54,7 @@ async fn slow_reader(mut r: TcpStream) -> io::Result<()> {
 #[test]
 fn async_write_queue_bounded_256mib() {
     block_on(async {
-        let server = TcpServer::bind("127.0.0.1:0").unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut w = TcpStream::connect(server.local_addr()).await.unwrap();
         let (r, _) = server.accept().await.unwrap();
         let (high, _) = w.socket().water_marks();
@@ -84,7 +84,7 @@ fn async_write_queue_bounded_256mib() {
 
 #[test]
 fn write_cb_writer_queue_bounded_256mib() {
-    let server = TcpServer::bind("127.0.0.1:0").unwrap();
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().port();
     let next = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));

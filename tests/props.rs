@@ -18,7 +18,7 @@ use futures_lite::future::{poll_once, yield_now, zip};
 use futures_lite::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use proptest::prelude::*;
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, Event, ReadData, TcpServer, TcpSocket,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, Event, ReadData, TcpListener, TcpSocket,
     TcpStream, tcp_connect, tcp_server,
 };
 
@@ -249,7 +249,7 @@ fn check(got: &[u8], sent: u64) -> Result<(), TestCaseError> {
 /// a full close.
 fn await_to_await(ops: Vec<WOp>, end: End, reads: Vec<ROp>) -> Result<(), TestCaseError> {
     let (sent, got, reply) = block_on(async {
-        let server = TcpServer::bind("127.0.0.1:0")?;
+        let server = TcpListener::bind("127.0.0.1:0")?;
         let mut c = TcpStream::connect(server.local_addr()).await?;
         let (mut p, _) = server.accept().await?;
         let writer = async {
@@ -348,7 +348,7 @@ fn callback_to_await(data: Vec<usize>, batches: Vec<Batch>, reads: Vec<ROp>) -> 
         sent,
     }));
     let events = Events::default();
-    let server = TcpServer::bind("127.0.0.1:0").map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let server = TcpListener::bind("127.0.0.1:0").map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut b = tcp_connect("127.0.0.1", server.local_addr().port());
     for d in data {
         b = b.data(d);

@@ -1,9 +1,11 @@
-//! `stats()` counts open connections; it is process-wide, so this file holds
-//! one test and nothing else runs beside it.
+//! `stats()` counts the open connections of the current event loop;
+//! `process_stats()` those of the whole process.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use std::sync::mpsc;
 
 use streamish::{Event, Stats, TcpServerHandle, TcpSocket, stats, tcp_connect, tcp_server, with_event_loop};
 
@@ -61,4 +63,52 @@ fn stats_count_open_connections_and_return_to_zero() {
         })
     );
     assert_eq!(stats(), Stats::default(), "all connections closed");
+}
+
+/// Opens one connection to itself on a loop of its own thread, says so on
+/// `up`, and keeps it open until `done` is sent.
+fn busy_loop_elsewhere(up: mpsc::Sender<()>, done: mpsc::Receiver<()>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        with_event_loop(move || {
+            let server = tcp_server("127.0.0.1", 0).spawn()?;
+            let port = server.local_addr().port();
+            let sock = tcp_connect("127.0.0.1", port)
+                .connect_cb(move |_| up.send(()).unwrap())
+                .spawn()?;
+            streamish::spawn(async move {
+                blocking::unblock(move || done.recv()).await.ok();
+                sock.close();
+                server.close();
+                Ok(())
+            })
+        })
+        .unwrap();
+    })
+}
+
+#[test]
+fn stats_count_only_the_current_loops_connections() {
+    let (up_tx, up) = mpsc::channel();
+    let (done, done_rx) = mpsc::channel();
+    let other = busy_loop_elsewhere(up_tx, done_rx);
+    up.recv().unwrap();
+    assert!(streamish::process_stats().outgoing_tcp >= 1);
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    with_event_loop(move || {
+        assert_eq!(stats(), Stats::default(), "another loop's connection counted here");
+        let server = tcp_server("127.0.0.1", 0).spawn()?;
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(move |sock| {
+                *s.lock().unwrap() = Some(stats().outgoing_tcp);
+                sock.close();
+                server.close();
+            })
+            .spawn()?;
+        Ok(())
+    })
+    .unwrap();
+    done.send(()).unwrap();
+    other.join().unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(1));
 }

@@ -8,7 +8,7 @@ use std::io::Read;
 use common::{Rng, pair, run};
 use futures_lite::future::zip;
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncOutputStream, TcpServer, TcpStream};
+use streamish::{AsyncOutputStream, TcpListener, TcpStream};
 
 /// A std peer on another thread: reads until end of file.
 fn std_reader() -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
@@ -168,8 +168,8 @@ async fn proxied_exchanges<F>(copy: impl Fn(TcpStream, TcpStream) -> F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let front = TcpServer::bind("127.0.0.1:0").unwrap();
-    let back = TcpServer::bind("127.0.0.1:0").unwrap();
+    let front = TcpListener::bind("127.0.0.1:0").unwrap();
+    let back = TcpListener::bind("127.0.0.1:0").unwrap();
     let (client, accepted) = zip(TcpStream::connect(front.local_addr()), front.accept()).await;
     let (mut client, inbound) = (client.unwrap(), accepted.unwrap().0);
     let (outbound, accepted) = zip(TcpStream::connect(back.local_addr()), back.accept()).await;

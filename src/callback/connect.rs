@@ -61,7 +61,6 @@ use crate::{Clock, Event, TcpSocket, TcpStream};
 ///         .spawn()?;
 ///     Ok(())
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn tcp_connect(host: impl Into<String>, port: u16) -> TcpConnect {
@@ -227,6 +226,10 @@ async fn run(
                 // The application closed it itself: not an error to report.
                 socket.conn.abort();
                 return Ok(());
+            }
+            if !matches!(ev, Event::Canceled { .. }) {
+                // Operations on the socket now fail with this, not `Closed`.
+                socket.conn.ctl().set_failure(&ev);
             }
             return Session::deliver(&socket, &cbs, ev);
         }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -48,18 +49,32 @@ impl State {
 pub(crate) struct Loop {
     ex: Executor<'static>,
     state: Arc<State>,
+    /// The open connections made on this loop (`stats`).
+    counts: Arc<super::stats::Counts>,
+    /// The values of its `LoopLocal`s.
+    pub(crate) locals: super::local::Locals,
+}
+
+/// Tells loops apart (a `LoopLocal` belongs to one).
+pub(crate) fn loop_id(lp: &Rc<Loop>) -> usize {
+    Rc::as_ptr(lp) as usize
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<Loop>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<Loop>>> = const { RefCell::new(None) };
 }
 
-fn current() -> Option<Arc<Loop>> {
+fn current() -> Option<Rc<Loop>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// The connection counts of the current loop, if there is one.
+pub(crate) fn current_counts() -> Option<Arc<super::stats::Counts>> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|lp| lp.counts.clone()))
+}
+
 /// The current loop, or the error that explains there is none.
-pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
+pub(crate) fn require_loop() -> io::Result<Rc<Loop>> {
     current().ok_or_else(|| {
         io::Error::other("not inside with_event_loop: use `start` and spawn the driver on your executor")
     })
@@ -70,9 +85,13 @@ pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
 /// (cl-async's `with-event-loop`).
 ///
 /// Inside it, the builders' `spawn` methods and [`spawn`] put their work on
-/// this loop. It returns `f`'s result, or the first error that no
+/// this loop. `f` returns `()` or an `io::Result`; an error from it
+/// returns at once, without running the loop. Otherwise the loop runs and
+/// `with_event_loop` returns `f`'s value, or the first error that no
 /// `event_cb` took (as cl-async lets an unhandled condition out of the
 /// loop); what is still running then is dropped, closing its sockets.
+/// Errors of a server's accepted connections are never such errors: they
+/// close their connection and the server goes on.
 ///
 /// # Panics
 ///
@@ -102,20 +121,21 @@ pub(crate) fn require_loop() -> io::Result<Arc<Loop>> {
 ///             server.close();
 ///         })
 ///         .spawn()?;
-///     std::io::Result::Ok(())
+///     Ok(())
 /// })
-/// .unwrap()
-/// .unwrap();
+/// .unwrap(); // one `io::Result`: the set-up's and the loop's
 /// ```
-pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
+pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Output> {
     if current().is_some() {
         return Err(io::Error::other(
             "with_event_loop: already inside an event loop on this thread",
         ));
     }
-    let lp = Arc::new(Loop {
+    let lp = Rc::new(Loop {
         ex: Executor::new(),
         state: Arc::new(State::default()),
+        counts: Arc::default(),
+        locals: Default::default(),
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(lp.clone()));
     // Clear the thread's loop however we leave, panics included.
@@ -127,7 +147,8 @@ pub fn with_event_loop<R>(f: impl FnOnce() -> R) -> io::Result<R> {
         }
     }
     let reset = Reset;
-    let out = f();
+    // The set-up failed: nothing it started is run.
+    let out = f().into_result()?;
     let state = lp.state.clone();
     async_io::block_on(run(&lp.ex, &state));
     drop(lp);
@@ -255,10 +276,50 @@ async fn run(ex: &Executor<'static>, state: &State) {
     }
 }
 
+/// What the closure given to [`with_event_loop`] may return: `()`, or an
+/// `io::Result`, which is flattened into the loop's own result.
+pub trait LoopOutput {
+    /// What [`with_event_loop`] returns inside its `io::Result`.
+    type Output;
+    /// The set-up's value, or its error.
+    fn into_result(self) -> io::Result<Self::Output>;
+}
+
+impl LoopOutput for () {
+    type Output = ();
+    fn into_result(self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T> LoopOutput for io::Result<T> {
+    type Output = T;
+    fn into_result(self) -> io::Result<T> {
+        self
+    }
+}
+
 /// Stops the current event loop: [`with_event_loop`] returns once the
 /// callback that called this returns; connections still open are dropped,
 /// which closes them (cl-async's `exit-event-loop`). Does nothing outside an
 /// event loop.
+///
+/// # Examples
+///
+/// A server that would run forever, stopped by its first client:
+///
+/// ```
+/// use streamish::{exit_event_loop, tcp_connect, tcp_server, with_event_loop};
+///
+/// with_event_loop(|| {
+///     let server = tcp_server("127.0.0.1", 0)
+///         .connect_cb(|_sock| exit_event_loop()) // the server stays open
+///         .spawn()?;
+///     tcp_connect("127.0.0.1", server.local_addr().port()).spawn()?;
+///     Ok(())
+/// })
+/// .unwrap(); // returns once `connect_cb` does
+/// ```
 pub fn exit_event_loop() {
     if let Some(lp) = current() {
         lp.state.exit.store(true, Ordering::Release);
@@ -283,7 +344,6 @@ pub fn exit_event_loop() {
 ///         Ok(())
 ///     })
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn spawn(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> io::Result<()> {

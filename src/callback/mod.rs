@@ -11,6 +11,7 @@
 
 mod connect;
 mod event_loop;
+mod local;
 mod server;
 mod session;
 mod stats;
@@ -28,17 +29,44 @@ use bytes::Bytes;
 use crate::{Event, TcpSocket, TcpStream};
 
 pub use connect::{TcpConnect, tcp_connect};
-pub use event_loop::{exit_event_loop, spawn, with_event_loop};
+pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
+pub use local::LoopLocal;
 pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
-pub use stats::{Stats, stats};
+pub use stats::{Stats, process_stats, stats};
 
 /// What `read_cb` receives besides the socket.
 ///
 /// In drained mode (the default) the bytes that arrived, taken out of the
 /// input buffer without a copy. In stream mode (`stream`, or
 /// `dont_drain_read_buffer`) the stream whose input buffer holds them: read
-/// what you want with `read_sequence`; what you leave stays buffered for the
-/// next call.
+/// what you want with `read_sequence` or a line with
+/// [`take_line`](crate::AsyncInputStream::take_line); what you leave stays
+/// buffered, and is offered again while your calls consume some.
+///
+/// # Examples
+///
+/// Both modes in one `read_cb`:
+///
+/// ```
+/// use streamish::{AsyncInputStream, ReadData, TcpSocket};
+///
+/// fn on_read(sock: &TcpSocket, data: ReadData<'_>) {
+///     match data {
+///         // Drained: the bytes are yours, without a copy.
+///         ReadData::Bytes(bytes) => {
+///             let _ = sock.write_bytes(bytes);
+///         }
+///         // Stream mode: take what you need, leave the rest buffered.
+///         ReadData::Stream(stream) => {
+///             let mut header = [0u8; 4];
+///             if stream.buffered() >= 4 {
+///                 stream.read_sequence(&mut header).unwrap();
+///             }
+///         }
+///     }
+/// }
+/// # let _ = streamish::tcp_server("127.0.0.1", 0).read_cb(on_read);
+/// ```
 #[derive(Debug)]
 pub enum ReadData<'a> {
     /// Drained mode: the bytes that arrived.
@@ -143,12 +171,26 @@ pub(crate) struct Ctl {
     pub(crate) driver: Option<std::task::Waker>,
     /// cl-async's `socket-data`.
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    /// Why the connect failed, for the await side's errors (boxed: rare).
+    failure: Option<Box<Event>>,
+    /// The server that accepted this connection.
+    pub(crate) server: Option<TcpServerHandle>,
 }
 
 impl Ctl {
     /// The `(read, write)` timeouts.
     pub(crate) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
         self.timeouts.as_deref().copied().unwrap_or_default()
+    }
+
+    /// A copy of the event that failed the connect, if one did.
+    pub(crate) fn failure(&self) -> Option<Event> {
+        self.failure.as_deref().map(Event::duplicate)
+    }
+
+    /// Records why the connect failed (without its socket: no cycle).
+    pub(crate) fn set_failure(&mut self, ev: &Event) {
+        self.failure = Some(Box::new(ev.duplicate()));
     }
 
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
@@ -160,8 +202,38 @@ impl Ctl {
 ///
 /// It completes when the connection (or server) is done: `Ok(())` after a
 /// close or an event delivered to `event_cb`, `Err` with the error when an
-/// error happened and there was no `event_cb` to take it. Spawn it on any
-/// executor; it is `Send` and needs no particular runtime.
+/// error happened on a `tcp_connect` connection and there was no
+/// `event_cb` to take it (a server's connections and the server itself end
+/// with `Ok`). Spawn it on any executor; it is `Send` and needs no
+/// particular runtime.
+///
+/// # Examples
+///
+/// A connection's driver, run by hand on `async_io::block_on`:
+///
+/// ```
+/// use streamish::{ReadData, tcp_connect, tcp_server};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let server = tcp_server("127.0.0.1", 0)
+///     .read_cb(|sock, data| {
+///         let _ = sock.write_bytes(data.into_bytes()); // echo
+///     })
+///     .start(|driver| {
+///         std::thread::spawn(|| async_io::block_on(driver));
+///     })?;
+/// let (socket, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
+///     .data("hai")
+///     .read_cb(|sock, data| {
+///         assert_eq!(&data.into_bytes()[..], b"hai");
+///         sock.close();
+///     })
+///     .start()?;
+/// async_io::block_on(driver)?; // runs until the socket closes
+/// assert!(socket.is_closed());
+/// server.close();
+/// # Ok(()) }
+/// ```
 ///
 /// # Panics
 ///
@@ -211,8 +283,17 @@ macro_rules! common_options {
 
         /// `event-cb`: called once with each [`Event`], its socket attached,
         /// before the connection is torn down. After an error event the
-        /// socket is closed. Without it, an error ends the connection's
-        /// [`Driver`] with that error.
+        /// socket is closed (without a reset; queued output is dropped).
+        ///
+        /// Without it, end of file closes the connection gracefully, and an
+        /// error closes it and then:
+        /// - on a connection a server accepted, is dropped: one client's
+        ///   reset or timeout never ends the server or the event loop;
+        /// - on a connection `tcp_connect` made, ends its [`Driver`] with
+        ///   that error, so on the event loop
+        ///   [`with_event_loop`](crate::with_event_loop) returns it (as
+        ///   cl-async lets an unhandled condition out of its loop): the
+        ///   program that made the connection learns it failed.
         pub fn event_cb(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
             self.cbs.event = Some(std::sync::Arc::new(f));
             self
@@ -280,7 +361,6 @@ macro_rules! common_options {
         ///         .spawn()?;
         ///     Ok(())
         /// })
-        /// .unwrap()
         /// .unwrap();
         /// assert_eq!(got.load(Relaxed), WRITES * 1024);
         /// ```
@@ -291,9 +371,13 @@ macro_rules! common_options {
 
         /// `stream`: read through a [`TcpStream`](crate::TcpStream): `read_cb` gets
         /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
-        /// is given. What `read_cb` leaves unread stays buffered for its next
-        /// call; once 1 MiB is left unread, reading pauses (TCP then pushes
-        /// back on the peer) until the application consumes some of it.
+        /// is given. What `read_cb` leaves unread stays buffered (cl-async's
+        /// stream buffer): it is offered again at once while each call
+        /// consumes some, and otherwise with the next bytes to arrive. What
+        /// is unread at end of file stays readable in `event_cb` and from
+        /// the stream afterwards, until it is dropped, closed or aborted.
+        /// Once 1 MiB is left unread, reading pauses (TCP then pushes back
+        /// on the peer) until the application consumes some of it.
         pub fn stream(mut self, on: bool) -> Self {
             self.settings.stream = on;
             self
@@ -407,9 +491,9 @@ impl TcpSocket {
     ///
     /// ```
     /// use std::time::Duration;
-    /// # use streamish::{TcpServer, TcpStream};
+    /// # use streamish::{TcpListener, TcpStream};
     /// # futures_lite::future::block_on(async {
-    /// # let server = TcpServer::bind("127.0.0.1:0")?;
+    /// # let server = TcpListener::bind("127.0.0.1:0")?;
     /// # let socket = TcpStream::connect(server.local_addr()).await?.into_socket();
     /// socket.set_timeouts(Some(Duration::from_secs(30)), None)?;
     /// assert_eq!(socket.timeouts(), (Some(Duration::from_secs(30)), None));

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use async_io::Timer;
 
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
-use crate::{DEFAULT_BACKLOG, Event, TcpServer, TcpSocket};
+use crate::{DEFAULT_BACKLOG, Event, TcpListener, TcpSocket};
 
 /// How long the server waits before accepting again after running out of
 /// file descriptors or memory: accepting at once would only fail again, in a
@@ -21,8 +21,11 @@ use crate::{DEFAULT_BACKLOG, Event, TcpServer, TcpSocket};
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
-/// `bind` is an IP address, or `None` for all IPv4 interfaces (`0.0.0.0`);
-/// port 0 picks a free port ([`TcpServerHandle::local_addr`] tells which).
+/// `bind` is an IP address or a host name (resolved as
+/// [`TcpListener::bind`] resolves it: IP literals skip the resolver, and
+/// the first address that binds is used), or `None` for all IPv4
+/// interfaces (`0.0.0.0`); port 0 picks a free port
+/// ([`TcpServerHandle::local_addr`] tells which).
 ///
 /// Accepted connections get the same callbacks and options; `connect_cb`
 /// runs for each before its first `read_cb`.
@@ -46,7 +49,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 ///     println!("listening on {}", server.local_addr());
 ///     Ok(())
 /// })
-/// .unwrap()
 /// .unwrap();
 /// ```
 pub fn tcp_server<'a>(bind: impl Into<Option<&'a str>>, port: u16) -> TcpServerBuilder {
@@ -54,6 +56,7 @@ pub fn tcp_server<'a>(bind: impl Into<Option<&'a str>>, port: u16) -> TcpServerB
         bind: bind.into().map(str::to_owned),
         port,
         backlog: DEFAULT_BACKLOG,
+        reuse_port: false,
         cbs: Callbacks::default(),
         settings: Settings::default(),
     }
@@ -65,6 +68,7 @@ pub struct TcpServerBuilder {
     bind: Option<String>,
     port: u16,
     backlog: u32,
+    reuse_port: bool,
     cbs: Callbacks,
     settings: Settings,
 }
@@ -76,6 +80,14 @@ impl TcpServerBuilder {
     /// 128). Zero lets the system pick its minimum.
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
+    /// loop, may share the address, and the kernel spreads the connections
+    /// among them.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -113,22 +125,34 @@ impl TcpServerBuilder {
 
     fn start_on(self, spawner: Spawner) -> io::Result<TcpServerHandle> {
         self.settings.check()?;
-        let ip = match self.bind.as_deref() {
-            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(s) => s.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("bind address {s:?} is not an IP address"),
-                )
-            })?,
+        // As `TcpListener::bind`: IP literals directly, names through the
+        // system resolver, each address in turn.
+        let server = match self.bind.as_deref() {
+            None => TcpListener::bind_opts((Ipv4Addr::UNSPECIFIED, self.port), self.backlog, self.reuse_port)?,
+            Some(host) => {
+                let host = host.trim();
+                let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                if bare.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty host name to bind"));
+                }
+                let addrs: Vec<SocketAddr> = (bare, self.port)
+                    .to_socket_addrs()
+                    .map_err(|error| Event::Dns {
+                        socket: None,
+                        host: bare.to_string(),
+                        error,
+                    })?
+                    .collect();
+                TcpListener::bind_opts(&addrs[..], self.backlog, self.reuse_port)?
+            }
         };
-        let server = TcpServer::bind_with_backlog(SocketAddr::new(ip, self.port), self.backlog)?;
         let shared = Arc::new(Shared {
             local: server.local_addr(),
             closed: AtomicBool::new(false),
             waker: Mutex::new(None),
         });
         let handle = TcpServerHandle { shared: shared.clone() };
+        let own = handle.clone();
         let settings = self.settings;
         let cbs = Arc::new(self.cbs);
         let spawn_conn = spawner.clone();
@@ -148,6 +172,7 @@ impl TcpServerBuilder {
                 match server.poll_accept(cx) {
                     Poll::Ready(Ok((stream, _))) => {
                         let socket = stream.into_socket();
+                        socket.conn.ctl().server = Some(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
@@ -233,7 +258,33 @@ struct Shared {
     waker: Mutex<Option<Waker>>,
 }
 
-/// A running callback-style server: its address, and `close`.
+/// A running callback-style server: its address, and `close`. Cheap to
+/// clone; every connection it accepts reaches it through
+/// [`TcpSocket::server`].
+///
+/// # Examples
+///
+/// A server that serves one client, then closes itself from its callback:
+///
+/// ```
+/// use streamish::{tcp_connect, tcp_server, with_event_loop};
+///
+/// with_event_loop(|| {
+///     let server = tcp_server("127.0.0.1", 0)
+///         .read_cb(|sock, data| {
+///             let _ = sock.write_bytes(data.into_bytes());
+///             sock.close();
+///             sock.server().unwrap().close(); // no more clients
+///         })
+///         .spawn()?;
+///     assert!(!server.is_closed());
+///     tcp_connect("127.0.0.1", server.local_addr().port())
+///         .data("one")
+///         .spawn()?;
+///     Ok(())
+/// })
+/// .unwrap(); // returns once the server and both ends are closed
+/// ```
 #[derive(Clone)]
 pub struct TcpServerHandle {
     shared: Arc<Shared>,
@@ -269,5 +320,14 @@ impl fmt::Debug for TcpServerHandle {
             .field("local", &self.shared.local)
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+impl TcpSocket {
+    /// The server that accepted this connection, for its callbacks to
+    /// reach (to close it, say); `None` for connections made by
+    /// `tcp_connect` or on the await face.
+    pub fn server(&self) -> Option<TcpServerHandle> {
+        self.conn.ctl().server.clone()
     }
 }

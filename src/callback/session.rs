@@ -16,7 +16,7 @@ use super::{Callbacks, ReadData, Settings};
 use crate::buf::MAX_READ;
 use crate::conn::Conn;
 use crate::wait::WaitId;
-use crate::{Clock, Event, TcpSocket, TcpStream};
+use crate::{AsyncInputStream, Clock, Event, TcpSocket, TcpStream};
 
 /// Turns one poll may take while each finds work, and moves fewer than
 /// [`TURN_BYTES`]. Two let a request and its reply cost one poll (the
@@ -55,6 +55,9 @@ pub(crate) struct Session {
     /// `connect_cb` is still to be called (an accepted connection calls it
     /// in its first poll, on its own task).
     greet: bool,
+    /// Accepted by a server: an error no `event_cb` took closes this
+    /// connection and ends here, never the server or the loop.
+    accepted: bool,
     drain: bool,
     /// `allow_half_open`: end of file from the peer does not close.
     half_open: bool,
@@ -94,6 +97,7 @@ impl Session {
             moved: 0,
             stream: None,
             greet: false,
+            accepted: false,
             drain: settings.drain(),
             half_open: settings.half_open,
             eof: false,
@@ -206,7 +210,16 @@ impl Session {
             let stream = self
                 .stream
                 .get_or_insert_with(|| Box::new(TcpStream::new(socket.clone())));
-            Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+            // What `read_cb` leaves is offered again while it makes progress
+            // (cl-async's buffer); a call that takes nothing waits for more.
+            loop {
+                let before = AsyncInputStream::buffered(&**stream);
+                Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+                let left = AsyncInputStream::buffered(&**stream);
+                if left == 0 || left >= before || socket.conn.is_closing() || socket.is_reading_paused() {
+                    break;
+                }
+            }
         }
         Poll::Ready(Ok(true))
     }
@@ -380,12 +393,18 @@ impl Session {
 }
 
 /// The session runs to its end: `Ok` after a close or an event
-/// `event_cb` took, the error otherwise.
+/// `event_cb` took, the error otherwise, unless the connection was
+/// accepted: one client's error (already closed by [`Session::deliver`])
+/// must not end its server.
 impl Future for Session {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_turns(cx)
+        let this = self.get_mut();
+        match this.poll_turns(cx) {
+            Poll::Ready(Err(_)) if this.accepted => Poll::Ready(Ok(())),
+            other => other,
+        }
     }
 }
 
@@ -396,6 +415,7 @@ pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settin
     let guard = DriverGuard::new(&socket.conn);
     let mut session = Session::new(socket, cbs, settings, Dir::Incoming, guard);
     session.greet = true;
+    session.accepted = true;
     session
 }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use streamish::{TcpServer, TcpStream};
+use streamish::{TcpListener, TcpStream};
 
 /// How long any one test may take before it is declared hung.
 pub const LIMIT: Duration = Duration::from_secs(30);
@@ -27,7 +27,7 @@ pub fn run<T>(fut: impl Future<Output = T>) -> T {
 
 /// A connected pair over loopback: `(client, accepted peer)`.
 pub async fn pair() -> (TcpStream, TcpStream) {
-    let server = TcpServer::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let (client, accepted) = futures_lite::future::zip(TcpStream::connect(server.local_addr()), server.accept()).await;
     (client.expect("connect"), accepted.expect("accept").0)
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_io::{Async, Timer};
 use futures_lite::FutureExt;
-use streamish::{Event, TcpSocket, with_event_loop};
+use streamish::{Event, LoopOutput, TcpSocket, with_event_loop};
 
 /// The overall limit of any one async test. Generous: it only turns a hang
 /// into a failure.
@@ -38,7 +38,10 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 /// Runs `f` inside `with_event_loop` on a thread of its own, with the
 /// watchdog, and returns what `with_event_loop` returned. A panic on the
 /// loop resumes here.
-pub fn run_loop<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> io::Result<R> {
+pub fn run_loop<R: LoopOutput + 'static>(f: impl FnOnce() -> R + Send + 'static) -> io::Result<R::Output>
+where
+    R::Output: Send,
+{
     let (tx, rx) = mpsc::channel();
     let handle = thread::spawn(move || {
         let res = with_event_loop(f);

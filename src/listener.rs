@@ -1,8 +1,8 @@
-//! [`TcpServer`]: a listening socket that accepts [`TcpStream`]s.
+//! [`TcpListener`]: a listening socket that accepts [`TcpStream`]s.
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -16,16 +16,18 @@ use crate::{Event, TcpStream};
 /// The listen backlog when none is given (cl-async's default).
 pub const DEFAULT_BACKLOG: u32 = 128;
 
-/// A TCP listener: the await face of cl-async's `tcp-server`.
+/// A TCP listener: the await face of cl-async's `tcp-server`, named as
+/// std, tokio and async-net name theirs. [`tcp_server`](crate::tcp_server)
+/// is the callback face over the same listening socket.
 ///
 /// # Examples
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
-/// use streamish::{TcpServer, TcpStream};
+/// use streamish::{TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
-/// let server = TcpServer::bind("127.0.0.1:0")?; // port 0: any free port
+/// let server = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
 /// let addr = server.local_addr();
 /// let mut client = TcpStream::connect(addr).await?;
 /// client.write_all(b"hai").await?;
@@ -38,38 +40,60 @@ pub const DEFAULT_BACKLOG: u32 = 128;
 /// assert_eq!(got, b"hai");
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub struct TcpServer {
-    listener: Arc<Async<TcpListener>>,
+pub struct TcpListener {
+    listener: Arc<Async<StdListener>>,
     local: SocketAddr,
     /// The wait for a connection in progress, and the tasks waiting (see
     /// `wait::poll_ready`: `Async::poll_readable` can miss events).
-    wait: Mutex<(Option<ReadableOwned<TcpListener>>, Waiters)>,
+    wait: Mutex<(Option<ReadableOwned<StdListener>>, Waiters)>,
     /// Keys for the accept futures and streams that wait; the first one
     /// is `poll_accept`'s, whose callers replace each other's waker as
     /// `Async::poll_readable`'s do.
     ids: Ids,
 }
 
-impl TcpServer {
+impl TcpListener {
     /// Binds to `addr` (an IP address and port; port 0 picks a free port)
     /// with the default backlog. An address in use fails at once with
     /// [`Event::AddressInUse`].
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpServer> {
-        TcpServer::bind_with_backlog(addr, DEFAULT_BACKLOG)
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, DEFAULT_BACKLOG)
     }
 
     /// Binds with a listen backlog of `backlog` pending connections.
-    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpServer> {
+    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+        TcpListener::bind_opts(addr, backlog, false)
+    }
+
+    /// Binds with `SO_REUSEPORT` (Unix), so that several listeners, one per
+    /// thread or process, share one address and the kernel spreads the
+    /// connections among them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::TcpListener;
+    ///
+    /// let a = TcpListener::bind_reuse_port("127.0.0.1:0")?;
+    /// let b = TcpListener::bind_reuse_port(a.local_addr())?; // same port
+    /// assert_eq!(a.local_addr(), b.local_addr());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn bind_reuse_port(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_opts(addr, DEFAULT_BACKLOG, true)
+    }
+
+    pub(crate) fn bind_opts(addr: impl ToSocketAddrs, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
-            match listen(addr, backlog) {
+            match listen(addr, backlog, reuse_port) {
                 Ok(listener) => {
                     let local = listener.local_addr()?;
                     let listener = Arc::new(Async::new(listener)?);
                     let wait = Mutex::new((None, Waiters::None));
                     let ids = Ids::default();
                     ids.next();
-                    return Ok(TcpServer {
+                    return Ok(TcpListener {
                         listener,
                         local,
                         wait,
@@ -102,8 +126,8 @@ impl TcpServer {
 
     /// Polls for the next connection. Tasks that poll this directly share
     /// one place among the waiters (the last to poll is woken), as with
-    /// `Async::poll_readable`; [`accept`](TcpServer::accept) and
-    /// [`incoming`](TcpServer::incoming) give each waiter its own.
+    /// `Async::poll_readable`; [`accept`](TcpListener::accept) and
+    /// [`incoming`](TcpListener::incoming) give each waiter its own.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.poll_accept_as(WaitId::FIRST, cx)
     }
@@ -143,12 +167,12 @@ impl TcpServer {
 
 /// A waiter's place among the server's, left when it is dropped.
 struct Waiting<'a> {
-    server: &'a TcpServer,
+    server: &'a TcpListener,
     id: WaitId,
 }
 
 impl<'a> Waiting<'a> {
-    fn new(server: &'a TcpServer) -> Waiting<'a> {
+    fn new(server: &'a TcpListener) -> Waiting<'a> {
         Waiting {
             server,
             id: server.ids.next(),
@@ -163,13 +187,30 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl fmt::Debug for TcpServer {
+impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpServer").field("local", &self.local).finish()
+        f.debug_struct("TcpListener").field("local", &self.local).finish()
     }
 }
 
-/// The stream of [`TcpServer::incoming`].
+/// The stream of [`TcpListener::incoming`]: each accepted connection, for
+/// `StreamExt`'s `next`, `for_each`, `take` and the rest. It never ends;
+/// an accept error is yielded and it goes on.
+///
+/// # Examples
+///
+/// ```
+/// use streamish::prelude::*;
+/// use streamish::{TcpListener, TcpStream};
+///
+/// # futures_lite::future::block_on(async {
+/// let server = TcpListener::bind("127.0.0.1:0")?;
+/// let _a = TcpStream::connect(server.local_addr()).await?;
+/// let _b = TcpStream::connect(server.local_addr()).await?;
+/// let peers: Vec<_> = server.incoming().take(2).try_collect().await?;
+/// assert_eq!(peers.len(), 2);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
     wait: Waiting<'a>,
@@ -193,7 +234,7 @@ impl fmt::Debug for Incoming<'_> {
 }
 
 #[cfg(unix)]
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv6() {
         AddressFamily::INET6
@@ -204,12 +245,43 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     // As std does: a restarted server can bind while old connections linger
     // in TIME_WAIT. Two listeners still cannot share an address.
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    if reuse_port {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, backlog.min(i32::MAX as u32) as i32)?;
-    Ok(TcpListener::from(fd))
+    Ok(StdListener::from(fd))
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.get_ref().as_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.listener.get_ref().as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for TcpListener {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.listener.get_ref().as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for TcpListener {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.listener.get_ref().as_raw_socket()
+    }
 }
 
 #[cfg(not(unix))]
-fn listen(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
+    StdListener::bind(addr)
 }
