@@ -25,8 +25,8 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
@@ -82,14 +82,12 @@ pub const DROP_LINGER: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_QUEUED: usize = 64 * 1024 * 1024;
 
 pub(crate) struct Conn {
-    /// This connection, for the waker of its writability waits.
-    me: Weak<Conn>,
     /// Keys for the handles that wait on this connection.
     pub(crate) ids: Ids,
     /// Live [`TcpSocket`](crate::TcpSocket) values (every handle holds
     /// one): when the last goes, queued output is delivered and the
     /// connection closed.
-    handles: AtomicUsize,
+    handles: AtomicU32,
     input: Mutex<InputSide>,
     output: Mutex<OutputSide>,
     /// Bytes queued for output, readable without the output lock, so the
@@ -105,6 +103,11 @@ pub(crate) struct Conn {
     /// Set while a callback of this connection runs: writes then need not
     /// wake the driver, which flushes when the callback returns.
     in_callback: AtomicBool,
+    /// A write went straight to the kernel since the task last waited (or
+    /// read): the next writes queue and arm a send behind, so a burst
+    /// costs one direct `send` and one vectored flush, while a lone write
+    /// (a request before its reply is read) costs one `send`.
+    direct: AtomicBool,
     /// A callback driver polls this connection (set when it is made,
     /// cleared when it is dropped): it flushes, so writes wake it instead
     /// of arming a send behind.
@@ -169,8 +172,9 @@ struct OutputSide {
     /// The orphan's delivery gives up when this fires (see [`DROP_LINGER`]).
     linger: Option<Box<Timer>>,
     /// Past this many queued bytes a write that never waits fails the
-    /// connection (see [`DEFAULT_MAX_QUEUED`]).
-    max_queued: usize,
+    /// connection (see [`DEFAULT_MAX_QUEUED`]); at most `u32::MAX`, so an
+    /// idle connection stays small.
+    max_queued: u32,
     /// The small-write fast path: a write may join the queue without
     /// further checks while the queue stays shorter than this (0: it may
     /// not). Set to the high-water mark by a write the slow path accepted
@@ -243,10 +247,9 @@ impl Wake for Conn {
 
 impl Conn {
     pub(crate) fn new(io: Option<Io>) -> Arc<Conn> {
-        Arc::new_cyclic(|me| Conn {
-            me: me.clone(),
+        Arc::new(Conn {
             ids: Ids::default(),
-            handles: AtomicUsize::new(0),
+            handles: AtomicU32::new(0),
             input: Mutex::new(InputSide {
                 io: io.clone(),
                 buf: InputBuf::new(),
@@ -275,13 +278,14 @@ impl Conn {
                 armed: false,
                 orphan: false,
                 linger: None,
-                max_queued: DEFAULT_MAX_QUEUED,
+                max_queued: DEFAULT_MAX_QUEUED as u32,
             }),
             out_len: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             in_callback: AtomicBool::new(false),
             has_driver: AtomicBool::new(false),
+            direct: AtomicBool::new(false),
             input_full: AtomicBool::new(false),
             ctl: Mutex::new(Default::default()),
         })
@@ -300,7 +304,7 @@ impl Conn {
 
     /// Attaches the connected socket (the callback face connects after the
     /// handle exists) and wakes whoever waits on either side.
-    pub(crate) fn attach(&self, io: Io) {
+    pub(crate) fn attach(self: &Arc<Self>, io: Io) {
         let (w1, w2) = {
             let mut i = self.input();
             let mut o = self.output();
@@ -333,7 +337,7 @@ impl Conn {
 
     /// A [`TcpSocket`](crate::TcpSocket) value is gone; the last one
     /// delivers what is queued and closes.
-    pub(crate) fn handle_dropped(&self) {
+    pub(crate) fn handle_dropped(self: &Arc<Self>) {
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.orphaned();
         }
@@ -347,7 +351,7 @@ impl Conn {
 
     /// Every handle is gone: nothing queued is lost, and the descriptor is
     /// released once it is out (or after the linger), without blocking.
-    fn orphaned(&self) {
+    fn orphaned(self: &Arc<Self>) {
         if self.is_closed() {
             return;
         }
@@ -370,15 +374,13 @@ impl Conn {
         self.arm(&mut out);
         drop(out);
         // The linger timer needs the connection's waker too.
-        if let Some(me) = self.me.upgrade() {
-            me.on_writable();
-        }
+        self.on_writable();
     }
 
     /// Releases the socket: the end of a graceful close whose output is all
     /// out. Closing the descriptor sends the FIN, so a peer that sees end of
     /// file knows the descriptor is gone.
-    fn finish_close(&self) {
+    fn finish_close(self: &Arc<Self>) {
         self.release(false);
     }
 
@@ -386,7 +388,7 @@ impl Conn {
     /// socket is writable (at once, unless the kernel's buffer is full).
     /// Nothing to do while a driver polls (it flushes) or before the socket
     /// is attached (`attach` arms).
-    fn arm(&self, out: &mut OutputSide) {
+    fn arm(self: &Arc<Self>, out: &mut OutputSide) {
         if out.armed || (self.has_driver.load(Ordering::Acquire) && !out.orphan) {
             return;
         }
@@ -398,11 +400,8 @@ impl Conn {
     }
 
     /// Polls the writability wait with the connection's waker.
-    fn poll_writable(&self, out: &mut OutputSide, io: &Io) -> Poll<io::Result<()>> {
-        let Some(me) = self.me.upgrade() else {
-            return Poll::Ready(Err(Event::closed()));
-        };
-        let waker = Waker::from(me);
+    fn poll_writable(self: &Arc<Self>, out: &mut OutputSide, io: &Io) -> Poll<io::Result<()>> {
+        let waker = Waker::from(self.clone());
         let wait = out
             .writable
             .get_or_insert_with(|| Box::new(io.clone().writable_owned()));
@@ -416,7 +415,7 @@ impl Conn {
     /// The socket is writable (or the linger timer fired): an armed send
     /// behind flushes, a graceful close or an orphan finishes once the
     /// queue is out, and the tasks waiting for room are woken.
-    fn on_writable(&self) {
+    fn on_writable(self: &Arc<Self>) {
         let mut out = self.output();
         let mut finish = false;
         let mut give_up = false;
@@ -428,6 +427,8 @@ impl Conn {
         }
         if out.armed && out.writable.is_none() {
             out.armed = false;
+            // A reactor turn: the writers' burst is over.
+            self.direct.store(false, Ordering::Relaxed);
             let closing = out.orphan;
             loop {
                 match self.flush_locked(&mut out, None) {
@@ -454,8 +455,8 @@ impl Conn {
             }
         }
         if out.orphan && !finish {
-            if let (Some(timer), Some(me)) = (out.linger.as_mut(), self.me.upgrade()) {
-                let waker = Waker::from(me);
+            if let Some(timer) = out.linger.as_mut() {
+                let waker = Waker::from(self.clone());
                 give_up = Pin::new(&mut **timer).poll(&mut Context::from_waker(&waker)).is_ready();
             }
         }
@@ -512,7 +513,7 @@ impl Conn {
     /// The callback driver is gone (it ended, or was dropped with its
     /// task): nobody reads any more, so the connection closes gracefully,
     /// delivering what is queued.
-    pub(crate) fn driver_dropped(&self) {
+    pub(crate) fn driver_dropped(self: &Arc<Self>) {
         self.has_driver.store(false, Ordering::SeqCst);
         self.ctl().driver = None;
         if self.is_closed() {
@@ -847,7 +848,7 @@ impl Conn {
     /// they go out by themselves, by waking the driver (unless its callback
     /// is running: it flushes when that returns) or, with no driver, by
     /// arming a send behind.
-    fn queued_more(&self, out: &mut OutputSide, was_empty: bool) {
+    fn queued_more(self: &Arc<Self>, out: &mut OutputSide, was_empty: bool) {
         if !was_empty {
             // The write that made the queue non-empty already did; this
             // skips the `xchg` of a SeqCst store on all but the first write.
@@ -864,10 +865,37 @@ impl Conn {
         }
     }
 
+    /// Sends `data` at once when it would start a burst: nothing is queued,
+    /// no driver flushes for us, and no write went straight out since the
+    /// task last waited. Returns how much the kernel took (0: queue it all).
+    fn send_direct(&self, out: &mut OutputSide, data: &[u8]) -> io::Result<usize> {
+        if !out.queue.is_empty()
+            || data.is_empty()
+            || self.direct.load(Ordering::Relaxed)
+            || self.has_driver.load(Ordering::Relaxed)
+        {
+            return Ok(0);
+        }
+        let Some(io) = out.io.as_ref() else { return Ok(0) };
+        match sys::write_vectored(io.get_ref(), &[IoSlice::new(data)]) {
+            Ok(n) => {
+                out.sent(n);
+                self.direct.store(true, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => {
+                out.error = Some(e.kind());
+                out.refuse_fast();
+                Err(e)
+            }
+        }
+    }
+
     /// Fails the connection if `len` more bytes would pass the bound on
     /// what it may queue.
-    fn check_bound(&self, out: &mut OutputSide, len: usize) -> io::Result<()> {
-        if out.queue.len().saturating_add(len) <= out.max_queued {
+    fn check_bound(self: &Arc<Self>, out: &mut OutputSide, len: usize) -> io::Result<()> {
+        if out.queue.len().saturating_add(len) <= out.max_queued as usize {
             return Ok(());
         }
         out.error = Some(io::ErrorKind::OutOfMemory);
@@ -877,13 +905,19 @@ impl Conn {
         Err(sticky(io::ErrorKind::OutOfMemory))
     }
 
-    pub(crate) fn set_max_queued(&self, max: usize) -> io::Result<()> {
+    pub(crate) fn set_max_queued(self: &Arc<Self>, max: usize) -> io::Result<()> {
         if max == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "max_queued must be above 0",
             ));
         }
+        let Ok(max) = u32::try_from(max) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_queued is at most 4 GiB",
+            ));
+        };
         let mut out = self.output();
         out.max_queued = max;
         out.refuse_fast();
@@ -891,7 +925,7 @@ impl Conn {
     }
 
     pub(crate) fn max_queued(&self) -> usize {
-        self.output().max_queued
+        self.output().max_queued as usize
     }
 
     /// cl-async's `write-sequence`: queues all of `data`, never waits.
@@ -900,15 +934,20 @@ impl Conn {
     /// while [`OutputSide::fast_until`] is set, nothing refuses a write and
     /// the queue holds output (whoever made it so told the driver), and
     /// the bytes just join it.
-    pub(crate) fn write_now(&self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_now(self: &Arc<Self>, data: &[u8]) -> io::Result<()> {
         let mut out = self.output();
-        if out.fast_until != 0 && out.queue.len() + data.len() <= out.max_queued {
+        if out.fast_until != 0 && out.queue.len() + data.len() <= out.max_queued as usize {
             out.queue.push_slice(data);
             self.out_len.store(out.queue.len(), Ordering::Release);
             return Ok(());
         }
         self.check_writable(&out)?;
         self.check_bound(&mut out, data.len())?;
+        let n = self.send_direct(&mut out, data)?;
+        if n == data.len() {
+            return Ok(());
+        }
+        let data = &data[n..];
         let was_empty = out.queue.is_empty();
         out.queue.push_slice(data);
         self.queued_more(&mut out, was_empty && !data.is_empty());
@@ -917,10 +956,16 @@ impl Conn {
     }
 
     /// Queues `data` without copying it (unless it is small).
-    pub(crate) fn write_bytes_now(&self, data: Bytes) -> io::Result<()> {
+    pub(crate) fn write_bytes_now(self: &Arc<Self>, data: Bytes) -> io::Result<()> {
         let mut out = self.output();
         self.check_writable(&out)?;
         self.check_bound(&mut out, data.len())?;
+        let mut data = data;
+        let n = self.send_direct(&mut out, &data)?;
+        if n == data.len() {
+            return Ok(());
+        }
+        bytes::Buf::advance(&mut data, n);
         let was_empty = out.queue.is_empty();
         let nonempty = !data.is_empty();
         out.queue.push_bytes(data);
@@ -941,12 +986,18 @@ impl Conn {
     /// full (Pending, woken when writable if a task is given), or the
     /// budget is spent ([`FLUSH_BUDGET`] writes, or [`FLUSH_BYTES`] bytes
     /// for a task; Pending after waking it, to let other tasks run).
-    fn flush_locked(&self, out: &mut OutputSide, task: Option<(WaitId, &mut Context<'_>)>) -> Poll<io::Result<()>> {
-        if out.queue.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
+    fn flush_locked(
+        self: &Arc<Self>,
+        out: &mut OutputSide,
+        task: Option<(WaitId, &mut Context<'_>)>,
+    ) -> Poll<io::Result<()>> {
+        // A write that failed (straight to the kernel, or in a flush) is
+        // reported by every later flush: not all the bytes made it.
         if let Some(kind) = out.error {
             return Poll::Ready(Err(sticky(kind)));
+        }
+        if out.queue.is_empty() {
+            return Poll::Ready(Ok(()));
         }
         let Some(io) = out.io.clone() else {
             if self.is_closed() {
@@ -1017,7 +1068,8 @@ impl Conn {
 
     /// The queue is empty: tasks waiting for that are woken (but `me`, which
     /// is going on), and a send behind no longer needed is dropped.
-    fn drained(&self, out: &mut OutputSide, me: Option<WaitId>) {
+    fn drained(self: &Arc<Self>, out: &mut OutputSide, me: Option<WaitId>) {
+        self.direct.store(false, Ordering::Relaxed);
         match me {
             Some(id) => out.waiters.ready(id),
             None => out.waiters.take().wake(),
@@ -1030,7 +1082,7 @@ impl Conn {
 
     /// Pushes queued output to the kernel without waiting (cl-async's
     /// `force-output`).
-    pub(crate) fn force_output(&self) -> io::Result<()> {
+    pub(crate) fn force_output(self: &Arc<Self>) -> io::Result<()> {
         let mut out = self.output();
         match self.flush_locked(&mut out, None) {
             Poll::Ready(Err(e)) => Err(e),
@@ -1038,7 +1090,7 @@ impl Conn {
         }
     }
 
-    pub(crate) fn poll_flush(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Err(self.closed_error()));
         }
@@ -1058,7 +1110,7 @@ impl Conn {
     /// Asks for a half-close without waiting: writes are refused from now
     /// on; queued output still goes, then the write side is shut down by the
     /// driver or the next flush.
-    pub(crate) fn request_shutdown_write(&self) {
+    pub(crate) fn request_shutdown_write(self: &Arc<Self>) {
         let w = {
             let mut out = self.output();
             out.shut_requested = true;
@@ -1094,10 +1146,12 @@ impl Conn {
     /// A graceful close asked for through a `TcpSocket` handle is finished
     /// here, as `TcpSocket::close` promises (the callback face's driver
     /// finishes it otherwise).
-    pub(crate) fn push_output(&self, id: WaitId, cx: &mut Context<'_>) {
+    pub(crate) fn push_output(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) {
         if self.is_closed() {
             return;
         }
+        // Reading ends a burst of writes: the next may go straight out.
+        self.direct.store(false, Ordering::Relaxed);
         if self.closing.load(Ordering::Acquire) && self.is_connected() {
             let _ = self.poll_close(id, cx);
         } else if self.queued() != 0 {
@@ -1112,7 +1166,12 @@ impl Conn {
     /// high-water mark is copied in, and that is all. Everything else is
     /// [`Conn::poll_write_slow`].
     #[inline]
-    pub(crate) fn poll_write(&self, id: WaitId, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write(
+        self: &Arc<Self>,
+        id: WaitId,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut out = self.output();
         if out.joins_queue(buf.len()) {
             out.queue.push_slice(buf);
@@ -1124,7 +1183,7 @@ impl Conn {
 
     #[inline(never)]
     fn poll_write_slow(
-        &self,
+        self: &Arc<Self>,
         mut out: MutexGuard<'_, OutputSide>,
         id: WaitId,
         cx: &mut Context<'_>,
@@ -1169,6 +1228,10 @@ impl Conn {
                 }
             }
         }
+        let sent = self.send_direct(&mut out, buf)?;
+        if sent > 0 {
+            return Poll::Ready(Ok(sent));
+        }
         let room = (out.high as usize).saturating_sub(out.queue.len()).max(1);
         let n = buf.len().min(room.max(DIRECT_WRITE));
         let was_empty = out.queue.is_empty();
@@ -1189,7 +1252,7 @@ impl Conn {
 
     /// Flushes, then shuts down the write side (half-close). Harmless to
     /// repeat while the connection is open; `Closed` once it is closed.
-    pub(crate) fn poll_shutdown_write(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown_write(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Err(Event::closed()));
         }
@@ -1215,7 +1278,7 @@ impl Conn {
     /// Marks the connection closing: writes are refused from now on, queued
     /// output still goes. The driver finishes the close, or with no driver
     /// a send behind does (so a task awaiting a read sees `Closed`).
-    pub(crate) fn request_close(&self) {
+    pub(crate) fn request_close(self: &Arc<Self>) {
         if !self.closing.swap(true, Ordering::AcqRel) {
             if !self.has_driver.load(Ordering::SeqCst) && !self.is_connected() {
                 // Nobody will connect it: nothing queued can go out.
@@ -1238,7 +1301,7 @@ impl Conn {
 
     /// Graceful close: refuse new writes, flush, shut down the write side,
     /// then release the socket. Harmless to repeat.
-    pub(crate) fn poll_close(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Ok(()));
         }

@@ -219,8 +219,8 @@ impl TcpSocket {
     /// [`Event::QueueFull`](crate::Event::QueueFull) (the callback face
     /// reports it to `event_cb`). `AsyncWrite` never gets there: it holds
     /// back at the high-water mark. The default is
-    /// [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED); zero is refused
-    /// with `InvalidInput`.
+    /// [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED); zero and more
+    /// than 4 GiB (`u32::MAX`) are refused with `InvalidInput`.
     ///
     /// # Examples
     ///

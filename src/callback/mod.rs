@@ -163,38 +163,59 @@ pub(crate) fn check_timeout(name: &str, t: Option<Duration>) -> Result<Option<Du
 /// change while it runs.
 #[derive(Default)]
 pub(crate) struct Ctl {
-    /// `(read, write)`; boxed, and only when one is set, so that the many
-    /// connections without timeouts carry 8 bytes for them, not 32.
-    timeouts: Option<Box<(Option<Duration>, Option<Duration>)>>,
     pub(crate) paused: bool,
     /// The callback driver's waker.
     pub(crate) driver: Option<std::task::Waker>,
     /// cl-async's `socket-data`.
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
-    /// Why the connect failed, for the await side's errors (boxed: rare).
-    failure: Option<Box<Event>>,
+    /// What most connections never set, boxed on first use so that an
+    /// idle connection carries 8 bytes for it.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Default)]
+struct Rare {
+    /// `(read, write)`.
+    timeouts: (Option<Duration>, Option<Duration>),
+    /// Why the connect failed, for the await side's errors.
+    failure: Option<Event>,
     /// The server that accepted this connection.
-    pub(crate) server: Option<TcpServerHandle>,
+    server: Option<TcpServerHandle>,
 }
 
 impl Ctl {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
     /// The `(read, write)` timeouts.
     pub(crate) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
-        self.timeouts.as_deref().copied().unwrap_or_default()
+        self.rare.as_ref().map(|r| r.timeouts).unwrap_or_default()
     }
 
     /// A copy of the event that failed the connect, if one did.
     pub(crate) fn failure(&self) -> Option<Event> {
-        self.failure.as_deref().map(Event::duplicate)
+        self.rare.as_ref()?.failure.as_ref().map(Event::duplicate)
     }
 
     /// Records why the connect failed (without its socket: no cycle).
     pub(crate) fn set_failure(&mut self, ev: &Event) {
-        self.failure = Some(Box::new(ev.duplicate()));
+        self.rare().failure = Some(ev.duplicate());
     }
 
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
-        self.timeouts = (read.is_some() || write.is_some()).then(|| Box::new((read, write)));
+        if read.is_some() || write.is_some() || self.rare.is_some() {
+            self.rare().timeouts = (read, write);
+        }
+    }
+
+    /// The server that accepted this connection, if one did.
+    pub(crate) fn server(&self) -> Option<TcpServerHandle> {
+        self.rare.as_ref()?.server.clone()
+    }
+
+    pub(crate) fn set_server(&mut self, server: TcpServerHandle) {
+        self.rare().server = Some(server);
     }
 }
 

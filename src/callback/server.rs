@@ -172,7 +172,7 @@ impl TcpServerBuilder {
                 match server.poll_accept(cx) {
                     Poll::Ready(Ok((stream, _))) => {
                         let socket = stream.into_socket();
-                        socket.conn.ctl().server = Some(own.clone());
+                        socket.conn.ctl().set_server(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
@@ -328,6 +328,6 @@ impl TcpSocket {
     /// reach (to close it, say); `None` for connections made by
     /// `tcp_connect` or on the await face.
     pub fn server(&self) -> Option<TcpServerHandle> {
-        self.conn.ctl().server.clone()
+        self.conn.ctl().server()
     }
 }
