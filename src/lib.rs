@@ -55,12 +55,10 @@
 //! let mut client = TcpStream::connect(server.local_addr()).await?;
 //! let (mut peer, _) = server.accept().await?;
 //!
-//! client.write_all(b"ping").await?;  // queued
-//! client.flush().await?;             // (a read on `client` would push it too)
+//! client.write_all(b"ping").await?;  // goes out by itself: no flush
 //! let mut buf = [0u8; 4];
 //! peer.read_exact(&mut buf).await?;
 //! peer.write_all(b"pong").await?;
-//! peer.flush().await?;
 //!
 //! client.read_exact(&mut buf).await?;
 //! assert_eq!(&buf, b"pong");

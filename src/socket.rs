@@ -15,9 +15,11 @@ use crate::conn::Conn;
 ///
 /// Cheap to clone (`Arc`), `Send + Sync`, and usable from any task or
 /// thread: the callback face hands it to callbacks, and a proxy writes to
-/// its partner's socket from its own callbacks. Writes never wait; they are
-/// queued and go out when the connection is next polled (by its callback
-/// driver, or by a stream over it). Wrap it in a
+/// its partner's socket from its own callbacks. Writes never wait; they go
+/// out by themselves (the callback driver flushes, or with no driver the
+/// reactor does, at the latest when the writing task next waits). When the
+/// last handle of a connection is dropped, what is queued is still sent,
+/// then the connection closes. Wrap it in a
 /// [`TcpStream`](crate::TcpStream) (cl-async's
 /// `make-instance 'async-io-stream :socket sock`) to read and await.
 ///

@@ -138,8 +138,8 @@ impl Reader {
 ///
 /// # Examples
 ///
-/// A request and its response, with no explicit flush: reading pushes the
-/// queued request out.
+/// A request and its response, with no explicit flush: written bytes go
+/// out by themselves.
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -150,10 +150,10 @@ impl Reader {
 /// let mut client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
-/// client.write_all(b"ping").await?;      // queued
+/// client.write_all(b"ping").await?;      // sent, no flush needed
 /// let mut buf = [0u8; 4];
 /// let reply = async {
-///     peer.read_exact(&mut buf).await?;  // the read below sent it
+///     peer.read_exact(&mut buf).await?;
 ///     peer.write_all(b"pong").await?;
 ///     peer.flush().await
 /// };
@@ -164,13 +164,13 @@ impl Reader {
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
 ///
-/// # Caveats
+/// # Sending
 ///
-/// One task should read and one task write at a time (they may be the same
-/// task); two readers wake each other in turn, as with `Async<T>`. Dropping
-/// a stream without closing or flushing it discards output still queued, as
-/// dropping a `BufWriter` does; other [`TcpSocket`] handles keep the
-/// connection itself alive.
+/// Written bytes go out by themselves, at the latest when the writing task
+/// next waits; no flush is needed (`flush` waits until the kernel has them
+/// all). The first write of a burst is sent at once, the rest coalesce.
+/// Dropping the last handle of a connection sends what is still queued,
+/// then closes; other [`TcpSocket`] handles keep the connection open.
 pub struct TcpStream {
     reader: Reader,
 }
