@@ -165,3 +165,43 @@ fn write_past_the_bound_fails_and_a_zero_bound_is_refused() {
         ));
     })
 }
+
+#[test]
+fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout() {
+    let _fds = fault_kit::fd_lock();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, accept) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // The peer accepts and never reads until told.
+    let peer = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        accepted.send(()).unwrap();
+        let _ = released.recv();
+        drop(s);
+    });
+    let open = block_on(async move {
+        let s = TcpStream::connect(addr).await.unwrap();
+        accept.recv().unwrap();
+        let open = fault_kit::open_fds();
+        s.socket()
+            .set_timeouts(None, Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        s.socket().write(&vec![9u8; 32 << 20]).unwrap(); // far more than the kernel holds
+        drop(s);
+        open
+    });
+    // The descriptor is released once the linger (the write timeout) runs
+    // out; nothing can be awaited for that, so look, boundedly.
+    let mut left = open;
+    for _ in 0..2_000 {
+        left = fault_kit::open_fds();
+        if left < open {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    release.send(()).unwrap();
+    peer.join().unwrap();
+    assert!(left < open, "the dropped connection still holds its descriptor");
+}
