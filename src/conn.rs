@@ -75,6 +75,12 @@ const FLUSH_BYTES: usize = 2 * DEFAULT_HIGH_WATER;
 /// short enough that a peer that stopped reading does not hold the
 /// descriptor for minutes.
 pub const DROP_LINGER: Duration = Duration::from_secs(30);
+/// How many times in a row the send behind waits for another reactor turn
+/// while the queue keeps growing. A writer still producing when the
+/// reactor turns (on another thread) is mid-burst: flushing then would send
+/// its bytes a few at a time and contend for the queue. After this many
+/// turns it is streaming, and what it has goes.
+const BEHIND_LOOKS: u8 = 4;
 /// Default bound on what one connection may queue through writes that
 /// never wait (`write_sequence`, `TcpSocket::write`): past it the
 /// connection fails with [`Event::QueueFull`] rather than grow. Generous:
@@ -165,6 +171,10 @@ struct OutputSide {
     /// A send behind is armed: the writability wait is polled with the
     /// connection's own waker, which flushes (see the module doc).
     armed: bool,
+    /// Bytes accepted into the queue (sent plus queued, truncated) when the
+    /// send behind last looked, and how many looks found it grown.
+    seen: u32,
+    looks: u8,
     /// Every handle is gone, or a close was asked for with no task or
     /// driver to finish it: the send behind delivers what is queued, then
     /// closes.
@@ -187,6 +197,12 @@ struct OutputSide {
 }
 
 impl OutputSide {
+    /// Bytes ever accepted into the queue, truncated: changes only when a
+    /// write joins it (a flush moves bytes from the queue to the total).
+    fn accepted(&self) -> u32 {
+        (self.total + self.queue.len() as u64) as u32
+    }
+
     /// Counts `n` bytes the kernel took: in the total, and against
     /// [`WRITE_BUDGET`].
     fn sent(&mut self, n: usize) {
@@ -276,6 +292,8 @@ impl Conn {
                 run: 0,
                 fast_until: 0,
                 armed: false,
+                seen: 0,
+                looks: 0,
                 orphan: false,
                 linger: None,
                 max_queued: DEFAULT_MAX_QUEUED as u32,
@@ -394,6 +412,8 @@ impl Conn {
         }
         let Some(io) = out.io.clone() else { return };
         out.armed = true;
+        out.seen = out.accepted();
+        out.looks = 0;
         // A wait that fired already is taken as it is: `on_writable` runs
         // at the reactor's next turn either way.
         let _ = self.poll_writable(out, &io);
@@ -423,6 +443,17 @@ impl Conn {
             if let Some(io) = out.io.clone() {
                 // Consumes the event, or keeps waiting (a timer woke us).
                 let _ = self.poll_writable(&mut out, &io);
+            }
+        }
+        if out.armed && out.writable.is_none() && !out.orphan && out.looks < BEHIND_LOOKS {
+            let accepted = out.accepted();
+            if accepted != out.seen {
+                // The writer is mid-burst: look again at the next turn.
+                out.seen = accepted;
+                out.looks += 1;
+                if let Some(io) = out.io.clone() {
+                    let _ = self.poll_writable(&mut out, &io);
+                }
             }
         }
         if out.armed && out.writable.is_none() {
