@@ -25,6 +25,8 @@
 //!   tasks spawned with `spawn_local`, as a tokio application runs
 //!   streamish; async-io's reactor then runs on async-io's own thread;
 //! * `async-io`: raw `Async<std::net::TcpStream>` with futures-lite;
+//!   `async-io-buf` wraps the writer in futures-lite's `BufWriter` where a
+//!   user would (bulk-1k and small-writes);
 //! * `smol`: `smol::net` (async-net);
 //! * `tokio`: `tokio::net`; `tokio-buf` wraps the writer in a `BufWriter`
 //!   where a tokio user would (bulk-1k and small-writes);
@@ -147,6 +149,7 @@ const IMPLS: &[&str] = &[
     "streamish-cb",
     "streamish-tokio",
     "async-io",
+    "async-io-buf",
     "smol",
     "tokio",
     "tokio-buf",
@@ -236,7 +239,7 @@ fn takes_part(workload: &str, model: &str, imp: &str) -> bool {
     match imp {
         "streamish-cb" => cb::AVAILABLE,
         "streamish-tokio" => workload != "idle",
-        "tokio-buf" => matches!(workload, "bulk-1k" | "small-writes"),
+        "async-io-buf" | "tokio-buf" => matches!(workload, "bulk-1k" | "small-writes"),
         // std has no one-thread model (blocking sockets need a thread per
         // side); idle is measured once, under `1t`, with a thread per
         // connection.
@@ -469,12 +472,14 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn print_ratios(median: &Medians<'_>) {
-    let peers = ["async-io", "smol", "tokio", "tokio-buf", "std"];
+    let peers = ["async-io", "async-io-buf", "smol", "tokio", "tokio-buf", "std"];
     println!();
     println!("streamish / peer (above 1 means streamish is faster; for idle and echo-many-rss, lower is better)");
     print!("{:<14} {:<5} {:>14}", "workload", "model", "streamish");
+    // A name longer than the column widens its own column only.
+    let width = |p: &str| p.len().max(10);
     for p in peers {
-        print!(" {p:>10}");
+        print!(" {p:>w$}", w = width(p));
     }
     println!(" {:>14}", "cb/streamish");
     for w in WORKLOADS
@@ -488,8 +493,8 @@ fn print_ratios(median: &Medians<'_>) {
             print!("{w:<14} {m:<5} {:>14}", format!("{s:.0} {}", unit_of(w)));
             for p in peers {
                 match median(&key(w, m, p)) {
-                    Some(v) if v > 0.0 => print!(" {:>10}", format!("{:.2}x", s / v)),
-                    _ => print!(" {:>10}", "-"),
+                    Some(v) if v > 0.0 => print!(" {:>w$}", format!("{:.2}x", s / v), w = width(p)),
+                    _ => print!(" {:>w$}", "-", w = width(p)),
                 }
             }
             match median(&key(w, m, "streamish-cb")) {
@@ -568,6 +573,11 @@ fn print_targets(median: &Medians<'_>) {
         check(
             format!("small-writes {m} vs tokio-buf"),
             ratio("small-writes", m, "streamish", "tokio-buf"),
+            1.0,
+        );
+        check(
+            format!("small-writes {m} vs async-io-buf"),
+            ratio("small-writes", m, "streamish", "async-io-buf"),
             1.0,
         );
     }
@@ -929,13 +939,14 @@ fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
     }
     let two = m == "2t";
     let once = || match imp {
-        "streamish" => fut::run::<fut::Streamish>(w, two, sizes),
+        "streamish" => fut::run::<fut::Streamish>(w, two, false, sizes),
         "streamish-tokio" => {
             fut::on_tokio(true);
-            fut::run::<fut::Streamish>(w, two, sizes)
+            fut::run::<fut::Streamish>(w, two, false, sizes)
         }
-        "async-io" => fut::run::<fut::AsyncIo>(w, two, sizes),
-        "smol" => fut::run::<fut::Smol>(w, two, sizes),
+        "async-io" => fut::run::<fut::AsyncIo>(w, two, false, sizes),
+        "async-io-buf" => fut::run::<fut::AsyncIo>(w, two, true, sizes),
+        "smol" => fut::run::<fut::Smol>(w, two, false, sizes),
         "tokio" => tok::run(w, two, false, sizes),
         "tokio-buf" => tok::run(w, two, true, sizes),
         "std" => stdi::run(w, sizes),
@@ -1179,6 +1190,7 @@ mod fut {
     use super::*;
     use async_io::Async;
     use futures_lite::future;
+    use futures_lite::io::BufWriter;
     use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     use smol::LocalExecutor;
     use std::pin::Pin;
@@ -1394,16 +1406,27 @@ mod fut {
 
     // ----- models -----
 
-    pub fn run<N: Net>(w: &str, two: bool, sz: &Sizes) -> io::Result<Duration> {
+    /// `buffered`: the writer of bulk-1k and small-writes in futures-lite's
+    /// `BufWriter`, as `async-io-buf` has it.
+    pub fn run<N: Net>(w: &str, two: bool, buffered: bool, sz: &Sizes) -> io::Result<Duration> {
         match w {
-            "bulk-64k" | "bulk-1k" => {
-                let (chunk, total) = (bulk_chunk(w, sz), sz.bulk_bytes);
-                let count = total / chunk as u64;
-                pair::<N, _, _>(two, false, move |s| source(s, chunk, count), move |s| sink(s, total))
-            }
-            "small-writes" => {
-                let n = sz.small_writes;
-                pair::<N, _, _>(two, false, move |s| source(s, 16, n), move |s| sink(s, 16 * n))
+            "bulk-64k" | "bulk-1k" | "small-writes" => {
+                let (chunk, count, total) = if w == "small-writes" {
+                    (16, sz.small_writes, 16 * sz.small_writes)
+                } else {
+                    let chunk = bulk_chunk(w, sz);
+                    (chunk, sz.bulk_bytes / chunk as u64, sz.bulk_bytes)
+                };
+                if buffered {
+                    pair::<N, _, _>(
+                        two,
+                        false,
+                        move |s| source(BufWriter::new(s), chunk, count),
+                        move |s| sink(s, total),
+                    )
+                } else {
+                    pair::<N, _, _>(two, false, move |s| source(s, chunk, count), move |s| sink(s, total))
+                }
             }
             "pingpong" => {
                 let n = sz.pingpong_rounds;

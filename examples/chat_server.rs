@@ -19,12 +19,11 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use streamish::prelude::*;
-use streamish::{ReadData, TcpSocket, exit_event_loop, tcp_server, with_event_loop};
+use streamish::{LoopLocal, ReadData, TcpSocket, exit_event_loop, tcp_server, with_event_loop};
 
 const USAGE: &str = "usage: chat_server [--bind HOST] [--port N]";
 
@@ -84,34 +83,39 @@ fn main() -> ExitCode {
     }
 }
 
-/// The clients in the room. The callbacks run on the event loop's one
-/// thread, so this lock is never contended.
-#[derive(Clone, Default)]
-struct Room(Arc<Mutex<Vec<TcpSocket>>>);
+/// The clients in the room, kept on the event loop: the callbacks all run
+/// on its thread, so they share it by a `Copy` key, without a lock.
+#[derive(Clone, Copy)]
+struct Room(LoopLocal<Vec<TcpSocket>>);
 
 impl Room {
+    fn new() -> io::Result<Room> {
+        LoopLocal::new(Vec::new()).map(Room)
+    }
+
     /// Sends `line` to everyone but `from`.
     fn broadcast(&self, from: &TcpSocket, line: &[u8]) {
-        for sock in self.0.lock().unwrap().iter().filter(|s| !s.ptr_eq(from)) {
-            // A client that is leaving refuses writes: it is dropped below.
-            let _ = sock.write(line);
-        }
+        self.0.with(|clients| {
+            for sock in clients.iter().filter(|s| !s.ptr_eq(from)) {
+                // A client that is leaving refuses writes: it is dropped below.
+                let _ = sock.write(line);
+            }
+        });
     }
 
     fn join(&self, sock: &TcpSocket) {
-        self.0.lock().unwrap().push(sock.clone());
+        self.0.with(|clients| clients.push(sock.clone()));
         self.broadcast(sock, format!("* {} joined\n", name(sock)).as_bytes());
     }
 
     /// Removes `sock` (after its end of file, reset or timeout) and tells
     /// the others, once.
     fn leave(&self, sock: &TcpSocket) {
-        let was_in = {
-            let mut clients = self.0.lock().unwrap();
+        let was_in = self.0.with(|clients| {
             let before = clients.len();
             clients.retain(|s| !s.ptr_eq(sock));
             clients.len() != before
-        };
+        });
         if was_in {
             self.broadcast(sock, format!("* {} left\n", name(sock)).as_bytes());
         }
@@ -126,8 +130,7 @@ fn name(sock: &TcpSocket) -> String {
 fn run(args: Args) -> io::Result<()> {
     with_event_loop(|| -> io::Result<()> {
         let mut signals = Signals::new([Signal::Int, Signal::Term])?;
-        let room = Room::default();
-        let (joins, reads, leaves) = (room.clone(), room.clone(), room);
+        let room = Room::new()?;
         let server = tcp_server(args.bind.as_str(), args.port)
             // Stream mode: the bytes stay in the stream's buffer, so a line
             // split across reads waits there for its end.
@@ -135,7 +138,7 @@ fn run(args: Args) -> io::Result<()> {
             .connect_cb(move |sock| {
                 // Kept as socket data: after a reset the address is gone.
                 sock.set_data(sock.peer_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string()));
-                joins.join(sock);
+                room.join(sock);
             })
             .read_cb(move |sock, data| {
                 let ReadData::Stream(stream) = data else { return };
@@ -143,13 +146,13 @@ fn run(args: Args) -> io::Result<()> {
                 while let Ok(Some(line)) = stream.take_line() {
                     let mut msg = format!("{}: ", name(sock)).into_bytes();
                     msg.extend_from_slice(&line);
-                    reads.broadcast(sock, &msg);
+                    room.broadcast(sock, &msg);
                 }
             })
             // End of file, reset or any error: the client is gone.
             .event_cb(move |ev| {
                 if let Some(sock) = ev.socket() {
-                    leaves.leave(sock);
+                    room.leave(sock);
                 }
             })
             .spawn()?;

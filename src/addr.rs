@@ -172,17 +172,28 @@ pub(crate) async fn resolve(target: Target) -> io::Result<(String, Vec<SocketAdd
     }
 }
 
-/// Connects to each address in turn and returns the first connection made.
-/// If none can be made, the error has the kind of the first failure and
-/// names every address with its error.
-pub(crate) async fn connect_any(label: &str, addrs: &[SocketAddr]) -> io::Result<Async<std::net::TcpStream>> {
+/// Connects to each address in turn and returns the first connection made;
+/// with `local`, from a socket bound to it, trying only the addresses of its
+/// family. If none can be made, the error has the kind of the first failure
+/// and names every address with its error.
+pub(crate) async fn connect_any(
+    label: &str,
+    addrs: &[SocketAddr],
+    local: Option<SocketAddr>,
+) -> io::Result<Async<std::net::TcpStream>> {
     let mut failures = Vec::new();
     let mut first_kind = None;
     for &addr in addrs {
         if addr.port() == 0 {
             return Err(invalid(format!("cannot connect to {addr}: port 0")));
         }
-        match Async::<std::net::TcpStream>::connect(addr).await {
+        let res = match local {
+            None => Async::<std::net::TcpStream>::connect(addr).await,
+            Some(local) if local.is_ipv4() != addr.is_ipv4() => continue,
+            // The same bind fails for every address: say so at once.
+            Some(local) => connect_from(local, addr).await?,
+        };
+        match res {
             Ok(io) => return Ok(io),
             Err(e) => {
                 first_kind.get_or_insert(e.kind());
@@ -191,14 +202,58 @@ pub(crate) async fn connect_any(label: &str, addrs: &[SocketAddr]) -> io::Result
         }
     }
     let Some(kind) = first_kind else {
-        return Err(invalid(format!("no address to connect to for {label}")));
+        let from = local.map(|l| format!(" from {l}")).unwrap_or_default();
+        return Err(invalid(format!("no address to connect to for {label}{from}")));
     };
     let msg = format!("could not connect to {label} ({})", failures.join("; "));
     Err(Event::from(io::Error::new(kind, msg)).into())
 }
 
-/// Resolves and connects.
-pub(crate) async fn connect(addr: impl ToAddrs) -> io::Result<Async<std::net::TcpStream>> {
+/// Resolves and connects, from `local` if given.
+pub(crate) async fn connect(addr: impl ToAddrs, local: Option<SocketAddr>) -> io::Result<Async<std::net::TcpStream>> {
     let (label, addrs) = resolve(addr.to_target()?).await?;
-    connect_any(&label, &addrs).await
+    connect_any(&label, &addrs, local).await
+}
+
+/// Binds a new socket to `local` and connects it to `remote` without
+/// waiting on the executor. The outer error is the bind's (the same for
+/// every remote address); the inner one the connect's.
+#[cfg(unix)]
+async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<io::Result<Async<std::net::TcpStream>>> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if local.is_ipv6() {
+        AddressFamily::INET6
+    } else {
+        AddressFamily::INET
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    if let Err(e) = rustix::net::bind(&fd, &local) {
+        let e = io::Error::from(e);
+        return Err(Event::from(io::Error::new(e.kind(), format!("cannot bind to {local}: {e}"))).into());
+    }
+    let stream = std::net::TcpStream::from(fd);
+    stream.set_nonblocking(true)?;
+    Ok(async {
+        match rustix::net::connect(&stream, &remote) {
+            // Under way: the socket turns writable once it is done.
+            Ok(()) | Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let io = Async::new_nonblocking(stream)?;
+        io.writable().await?;
+        match io.get_ref().take_error()? {
+            None => Ok(io),
+            Some(e) => Err(e),
+        }
+    }
+    .await)
+}
+
+/// std has no bind-before-connect outside Unix.
+#[cfg(not(unix))]
+async fn connect_from(local: SocketAddr, _remote: SocketAddr) -> io::Result<io::Result<Async<std::net::TcpStream>>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("cannot bind a client to {local} on this system"),
+    ))
 }

@@ -244,7 +244,36 @@ impl TcpStream {
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
     pub async fn connect<A: ToAddrs>(addr: A) -> io::Result<TcpStream> {
-        let io = addr::connect(addr).await?;
+        let io = addr::connect(addr, None).await?;
+        io.get_ref().set_nodelay(true)?;
+        Ok(TcpStream::from(io))
+    }
+
+    /// Connects to `addr` from `local`: the socket is bound to `local`
+    /// before it connects, as tokio's `TcpSocket::bind` then `connect`.
+    /// Port 0 lets the system pick the port; an IP address picks the
+    /// interface (and the source address the peer sees). Only the addresses
+    /// of `local`'s family are tried. An address in use fails with
+    /// [`Event::AddressInUse`](crate::Event::AddressInUse); the rest is as
+    /// [`connect`](TcpStream::connect). Unix only (elsewhere it fails with
+    /// `Unsupported`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use streamish::{TcpListener, TcpStream};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let server = TcpListener::bind("127.0.0.1:0")?;
+    /// let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    /// let client = TcpStream::connect_from(local, server.local_addr()).await?;
+    /// let (_peer, seen) = server.accept().await?;
+    /// assert_eq!(client.local_addr()?, seen);
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub async fn connect_from<A: ToAddrs>(local: impl Into<SocketAddr>, addr: A) -> io::Result<TcpStream> {
+        let io = addr::connect(addr, Some(local.into())).await?;
         io.get_ref().set_nodelay(true)?;
         Ok(TcpStream::from(io))
     }

@@ -307,6 +307,49 @@ fn server_address_in_use_fails_at_once() {
     });
 }
 
+#[test]
+fn tcp_connect_binds_the_client_first() {
+    let local = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let seen = log();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(move |sock| push(&s1, sock.peer_addr().unwrap().to_string()))
+            .read_cb(|sock, _| sock.close())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .bind(local)
+            .data("hai")
+            .connect_cb(move |sock| push(&s2, sock.local_addr().unwrap().to_string()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+    });
+    let mut seen = events(&seen);
+    seen.sort();
+    assert_eq!(seen, [local.to_string(), local.to_string()]);
+}
+
+#[test]
+fn tcp_connect_bound_to_an_address_in_use_is_an_address_in_use_event() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let log = log();
+    let l = log.clone();
+    let socket = run_loop(move || {
+        tcp_connect("127.0.0.1", addr.port())
+            .bind(addr)
+            .event_cb(move |ev| push(&l, ev.name()))
+            .spawn()
+    });
+    assert_eq!(events(&log), ["socket-address-in-use"]);
+    let err = socket.write(b"late").unwrap_err();
+    assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
+}
+
 /// cl-async: "write sequence with start/end" ("abcdef").
 #[test]
 fn write_sequence_with_start_and_end() {

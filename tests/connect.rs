@@ -253,6 +253,55 @@ fn binding_an_address_in_use_fails_at_once() {
 }
 
 #[test]
+fn connect_from_binds_the_client_first() {
+    run(async {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let client = exchange(&server, TcpStream::connect_from(any_port, server.local_addr()).await).await;
+        assert_eq!(client.local_addr().unwrap().ip(), any_port.ip());
+        assert_ne!(client.local_addr().unwrap().port(), 0);
+
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, refused_port()));
+        let client = exchange(&server, TcpStream::connect_from(local, server.local_addr()).await).await;
+        assert_eq!(client.local_addr().unwrap(), local);
+
+        // localhost may resolve to ::1 first: an IPv4 client skips it.
+        let port = server.local_addr().port();
+        exchange(&server, TcpStream::connect_from(any_port, ("localhost", port)).await).await;
+    });
+}
+
+#[test]
+fn connect_from_an_address_in_use_is_address_in_use() {
+    run(async {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = server.local_addr();
+        let err = TcpStream::connect_from(taken, taken)
+            .await
+            .expect_err("the address is in use");
+        let (kind, msg, event) = kind_and_event(err);
+        assert_eq!(kind, io::ErrorKind::AddrInUse);
+        assert!(
+            msg.contains(&taken.to_string()),
+            "the error does not name {taken}: {msg}"
+        );
+        assert!(matches!(event, Event::AddressInUse { .. }), "{event:?}");
+    });
+}
+
+#[test]
+fn connect_from_another_family_is_invalid_input() {
+    run(async {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 0));
+        let err = TcpStream::connect_from(v6, server.local_addr())
+            .await
+            .expect_err("no IPv6 address to try");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    });
+}
+
+#[test]
 fn accept_reports_the_peer_address() {
     run(async {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();

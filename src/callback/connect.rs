@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -68,6 +69,7 @@ pub fn tcp_connect(host: impl Into<String>, port: u16) -> TcpConnect {
         host: host.into(),
         port,
         data: Vec::new(),
+        local: None,
         connect_timeout: None,
         cbs: Callbacks::default(),
         settings: Settings::default(),
@@ -80,6 +82,7 @@ pub struct TcpConnect {
     host: String,
     port: u16,
     data: Vec<Bytes>,
+    local: Option<SocketAddr>,
     connect_timeout: Option<Duration>,
     cbs: Callbacks,
     settings: Settings,
@@ -92,6 +95,37 @@ impl TcpConnect {
     /// given more than once; they go out in order.
     pub fn data(mut self, data: impl Into<Bytes>) -> Self {
         self.data.push(data.into());
+        self
+    }
+
+    /// Binds the socket to `local` before it connects (see
+    /// [`TcpStream::connect_from`]): port 0 lets the system pick the port,
+    /// an IP address picks the interface. Only the addresses of `local`'s
+    /// family are tried; an address in use is
+    /// [`Event::AddressInUse`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use streamish::{tcp_connect, tcp_server, with_event_loop};
+    ///
+    /// with_event_loop(|| -> std::io::Result<()> {
+    ///     let server = tcp_server("127.0.0.1", 0)
+    ///         .connect_cb(|sock| println!("from {}", sock.peer_addr().unwrap()))
+    ///         .read_cb(|sock, _| sock.close())
+    ///         .spawn()?;
+    ///     tcp_connect("127.0.0.1", server.local_addr().port())
+    ///         .bind((Ipv4Addr::LOCALHOST, 0))
+    ///         .data("hai")
+    ///         .event_cb(move |_| server.close())
+    ///         .spawn()?;
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn bind(mut self, local: impl Into<SocketAddr>) -> Self {
+        self.local = Some(local.into());
         self
     }
 
@@ -149,6 +183,7 @@ impl TcpConnect {
             socket.clone(),
             guard,
             target,
+            self.local,
             self.connect_timeout,
             self.cbs,
             self.settings,
@@ -187,6 +222,7 @@ async fn run(
     socket: TcpSocket,
     guard: DriverGuard,
     target: addr::Target,
+    local: Option<SocketAddr>,
     connect_timeout: Option<Duration>,
     cbs: Callbacks,
     settings: Settings,
@@ -194,7 +230,7 @@ async fn run(
     let conn = socket.conn.clone();
     let mut connecting = async move {
         let (label, addrs) = addr::resolve(target).await?;
-        addr::connect_any(&label, &addrs).await
+        addr::connect_any(&label, &addrs, local).await
     }
     .boxed();
     let mut clock = connect_timeout.map(Timer::after);
