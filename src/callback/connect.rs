@@ -188,6 +188,8 @@ async fn run(
     settings: Settings,
 ) -> io::Result<()> {
     let conn = socket.conn.clone();
+    // Dropped while connecting: the socket data may hold the last handles.
+    let _close = CloseOnDrop(conn.clone());
     let mut connecting = async move {
         let (label, addrs) = addr::resolve(target).await?;
         addr::connect_any(&label, &addrs).await
@@ -236,4 +238,13 @@ async fn run(
     let mut session = Session::new(socket, Arc::new(cbs), &settings, Dir::Outgoing);
     session.connected();
     session.await
+}
+
+/// Closes the connection when dropped (a no-op once it is closed).
+struct CloseOnDrop(Arc<Conn>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close_now();
+    }
 }

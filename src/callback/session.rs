@@ -368,6 +368,15 @@ impl Session {
     }
 }
 
+/// A session dropped before its end (its executor or the event loop went
+/// away) closes the connection: nobody is left to move its bytes, and its
+/// socket data may hold the last handles, which would keep it open.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.socket.conn.close_now();
+    }
+}
+
 /// The session runs to its end: `Ok` after a close or an event
 /// `event_cb` took, the error otherwise.
 impl Future for Session {
