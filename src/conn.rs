@@ -363,7 +363,15 @@ impl Conn {
 
     /// Handle `id` is gone: its tasks no longer wait.
     pub(crate) fn forget(&self, id: WaitId) {
-        self.input().waiters.remove(id);
+        let mut inp = self.input();
+        inp.waiters.remove(id);
+        if inp.waiters.is_empty() {
+            // Nobody waits to read: let go of the last task's waker, which
+            // the readiness wait holds (the output side's holds only the
+            // connection's own).
+            inp.readable = None;
+        }
+        drop(inp);
         self.output().waiters.remove(id);
     }
 
@@ -381,18 +389,7 @@ impl Conn {
             return;
         }
         out.orphan = true;
-        if out.queue.is_empty() {
-            drop(out);
-            self.finish_close();
-            return;
-        }
-        let linger = self.ctl().timeouts().1.unwrap_or(DROP_LINGER);
-        out.linger = Some(Box::new(Timer::after(linger)));
-        out.armed = false;
-        self.arm(&mut out);
-        drop(out);
-        // The linger timer needs the connection's waker too.
-        self.on_writable();
+        self.deliver_then_close(out);
     }
 
     /// Releases the socket: the end of a graceful close whose output is all
@@ -558,7 +555,27 @@ impl Conn {
         let mut out = self.output();
         out.refuse_fast();
         out.orphan = true;
+        self.deliver_then_close(out);
+    }
+
+    /// The end of a connection nobody drives any more (every handle gone, or
+    /// its driver dropped): what the kernel takes now goes at once (the
+    /// process may be about to exit), and if that was all, the descriptor
+    /// is released now, breaking any cycle through the socket data; else
+    /// the send behind delivers the rest, bounded by the linger.
+    fn deliver_then_close(self: &Arc<Self>, mut out: MutexGuard<'_, OutputSide>) {
+        if self.flush_locked(&mut out, None).is_ready() {
+            drop(out);
+            self.finish_close();
+            return;
+        }
+        let linger = self.ctl().timeouts().1.unwrap_or(DROP_LINGER);
+        out.linger = Some(Box::new(Timer::after(linger)));
+        out.armed = false;
         self.arm(&mut out);
+        drop(out);
+        // The linger timer needs the connection's waker too.
+        self.on_writable();
     }
 
     /// Wakes the callback driver: another task queued output, asked to
@@ -637,9 +654,16 @@ impl Conn {
         if self.is_closed() {
             return self.read_left(out);
         }
-        self.input_consumed();
         let mut inp = self.input();
         let mut n = inp.buf.copy_to(out);
+        if n > 0 {
+            // Woken only once the bytes are out of the buffer, or a driver
+            // that stopped on a full buffer could look, find it still full,
+            // and stop for good.
+            drop(inp);
+            self.input_consumed();
+            inp = self.input();
+        }
         if n == out.len() || inp.eof {
             return Ok(n);
         }

@@ -134,6 +134,15 @@ impl Waiters {
         }
     }
 
+    /// Whether no handle waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Waiters::None => true,
+            Waiters::One(..) => false,
+            Waiters::Many(fan) => fan.list().is_empty(),
+        }
+    }
+
     /// How many handles wait (for tests).
     #[cfg(test)]
     fn len(&self) -> usize {

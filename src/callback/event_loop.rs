@@ -34,7 +34,8 @@ struct State {
 
 impl State {
     fn wake(&self) {
-        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = w {
             w.wake();
         }
     }

@@ -19,6 +19,10 @@ use crate::{DEFAULT_BACKLOG, Event, TcpListener, TcpSocket};
 /// file descriptors or memory: accepting at once would only fail again, in a
 /// busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How many connections one poll of the accept loop takes before it lets
+/// other tasks run: a flood of connects would otherwise keep the executor
+/// from the connections already open for as long as it lasts.
+const ACCEPT_BUDGET: usize = 64;
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
 /// `bind` is an IP address or a host name (resolved as
@@ -159,7 +163,7 @@ impl TcpServerBuilder {
         let mut backoff: Option<Timer> = None;
         let accept_loop = futures_lite::future::poll_fn(move |cx| {
             *shared.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            loop {
+            for _ in 0..ACCEPT_BUDGET {
                 if shared.closed.load(Ordering::Acquire) {
                     return Poll::Ready(Ok(()));
                 }
@@ -190,6 +194,8 @@ impl TcpServerBuilder {
                     Poll::Pending => return Poll::Pending,
                 }
             }
+            cx.waker().wake_by_ref();
+            Poll::Pending
         });
         // The accept loop is itself a driver: it runs on the same executor.
         spawner.spawn(accept_loop);
@@ -302,7 +308,10 @@ impl TcpServerHandle {
     /// Harmless to repeat.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
-        if let Some(w) = self.shared.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        // Woken after the lock is released: a waker may poll the accept
+        // loop at once, and its poll takes this lock.
+        let w = self.shared.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = w {
             w.wake();
         }
     }
