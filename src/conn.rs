@@ -75,12 +75,18 @@ const FLUSH_BYTES: usize = 2 * DEFAULT_HIGH_WATER;
 /// short enough that a peer that stopped reading does not hold the
 /// descriptor for minutes.
 pub const DROP_LINGER: Duration = Duration::from_secs(30);
-/// How many times in a row the send behind waits for another reactor turn
-/// while the queue keeps growing. A writer still producing when the
+/// How many times the send behind looks again, while the queue keeps
+/// growing, before it flushes anyway. A writer still producing when the
 /// reactor turns (on another thread) is mid-burst: flushing then would send
-/// its bytes a few at a time and contend for the queue. After this many
-/// turns it is streaming, and what it has goes.
+/// its bytes a few at a time and contend with it for the queue. The first
+/// look again is at the next reactor turn (a burst that just ended goes at
+/// once), the later ones [`BEHIND_TICK`] apart.
 const BEHIND_LOOKS: u8 = 4;
+/// How long the send behind lets a writer that keeps producing go on before
+/// it looks again: a bound on how old its bytes get, far below Nagle's
+/// delays, and long enough that a streaming writer fills whole sends (it
+/// flushes by itself at the high-water mark).
+const BEHIND_TICK: Duration = Duration::from_micros(500);
 /// Default bound on what one connection may queue through writes that
 /// never wait (`write_sequence`, `TcpSocket::write`): past it the
 /// connection fails with [`Event::QueueFull`] rather than grow. Generous:
@@ -179,8 +185,9 @@ struct OutputSide {
     /// driver to finish it: the send behind delivers what is queued, then
     /// closes.
     orphan: bool,
-    /// The orphan's delivery gives up when this fires (see [`DROP_LINGER`]).
-    linger: Option<Box<Timer>>,
+    /// The orphan's delivery gives up when this fires (see [`DROP_LINGER`]);
+    /// otherwise the send behind's next look ([`BEHIND_TICK`]).
+    timer: Option<Box<Timer>>,
     /// Past this many queued bytes a write that never waits fails the
     /// connection (see [`DEFAULT_MAX_QUEUED`]); at most `u32::MAX`, so an
     /// idle connection stays small.
@@ -295,7 +302,7 @@ impl Conn {
                 seen: 0,
                 looks: 0,
                 orphan: false,
-                linger: None,
+                timer: None,
                 max_queued: DEFAULT_MAX_QUEUED as u32,
             }),
             out_len: AtomicUsize::new(0),
@@ -442,18 +449,33 @@ impl Conn {
                 let _ = self.poll_writable(&mut out, &io);
             }
         }
-        if out.armed && out.writable.is_none() && !out.orphan && out.looks < BEHIND_LOOKS {
+        let mut ticking = !out.orphan
+            && out.timer.as_mut().is_some_and(|t| {
+                let waker = Waker::from(self.clone());
+                Pin::new(&mut **t).poll(&mut Context::from_waker(&waker)).is_pending()
+            });
+        if out.armed && out.writable.is_none() && !ticking && !out.orphan && out.looks < BEHIND_LOOKS {
             let accepted = out.accepted();
             if accepted != out.seen {
-                // The writer is mid-burst: look again at the next turn.
+                // The writer is mid-burst: look again later.
                 out.seen = accepted;
                 out.looks += 1;
-                if let Some(io) = out.io.clone() {
-                    let _ = self.poll_writable(&mut out, &io);
+                if out.looks == 1 {
+                    if let Some(io) = out.io.clone() {
+                        let _ = self.poll_writable(&mut out, &io);
+                    }
+                } else {
+                    let mut timer = Box::new(Timer::after(BEHIND_TICK));
+                    let waker = Waker::from(self.clone());
+                    ticking = Pin::new(&mut *timer)
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_pending();
+                    out.timer = Some(timer);
                 }
             }
         }
-        if out.armed && out.writable.is_none() {
+        if out.armed && out.writable.is_none() && !ticking {
+            out.timer = None;
             out.armed = false;
             // A reactor turn: the writers' burst is over.
             self.direct.store(false, Ordering::Relaxed);
@@ -483,7 +505,7 @@ impl Conn {
             }
         }
         if out.orphan && !finish {
-            if let Some(timer) = out.linger.as_mut() {
+            if let Some(timer) = out.timer.as_mut() {
                 let waker = Waker::from(self.clone());
                 give_up = Pin::new(&mut **timer).poll(&mut Context::from_waker(&waker)).is_ready();
             }
@@ -570,7 +592,7 @@ impl Conn {
             return;
         }
         let linger = self.ctl().timeouts().1.unwrap_or(DROP_LINGER);
-        out.linger = Some(Box::new(Timer::after(linger)));
+        out.timer = Some(Box::new(Timer::after(linger)));
         out.armed = false;
         self.arm(&mut out);
         drop(out);
@@ -1124,7 +1146,6 @@ impl Conn {
     /// The queue is empty: tasks waiting for that are woken (but `me`, which
     /// is going on), and a send behind no longer needed is dropped.
     fn drained(self: &Arc<Self>, out: &mut OutputSide, me: Option<WaitId>) {
-        self.direct.store(false, Ordering::Relaxed);
         match me {
             Some(id) => out.waiters.ready(id),
             None => out.waiters.take().wake(),
@@ -1132,6 +1153,7 @@ impl Conn {
         if out.armed && !out.orphan {
             out.armed = false;
             out.writable = None;
+            out.timer = None;
         }
     }
 
@@ -1153,6 +1175,8 @@ impl Conn {
         let res = self.flush_locked(&mut out, Some((id, cx)));
         if res.is_ready() {
             out.held = false;
+            // A flush ends a burst: the next write may go straight out.
+            self.direct.store(false, Ordering::Relaxed);
         }
         if let Poll::Ready(Ok(())) = res {
             if out.shut_requested && !out.shut {
@@ -1406,7 +1430,7 @@ impl Conn {
             i.readable = None;
             o.writable = None;
             o.armed = false;
-            o.linger = None;
+            o.timer = None;
             // What was read stays readable after a close (cl-async's buffer
             // lives in the stream); only an abort drops it.
             if abort {
