@@ -11,23 +11,7 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::pool;
-
-/// The first read size, and the smallest the adaptive size shrinks to.
-pub(crate) const MIN_READ: usize = 8 * 1024;
-/// The largest single read: the size the peers read in (tokio, and the
-/// benchmark's own readers). The callback face reads on while reads fill
-/// it (`callback::session`).
-pub(crate) const MAX_READ: usize = 64 * 1024;
-/// How many slices one vectored write takes (as hyper, tokio and
-/// tokio-util do).
-pub(crate) const MAX_IOV: usize = 64;
-/// `Bytes` shorter than this are copied into the tail rather than queued as
-/// a chunk of their own: a copy of a few hundred bytes is cheaper than an
-/// iovec entry.
-const COPY_BELOW: usize = 4 * 1024;
-/// The largest tail allocation made up front after a drain (see
-/// `OutputQueue::hint`).
-const MAX_HINT: usize = 1024 * 1024;
+use crate::tuning::{COPY_BELOW, MAX_HINT, MAX_READ, MIN_READ};
 
 /// The input buffer: bytes read from the socket and not yet consumed.
 ///
@@ -160,7 +144,7 @@ impl InputBuf {
 /// Small writes are copied into one flat `tail`; large `Bytes` are queued as
 /// chunks of their own without a copy. Chunks always precede the tail, so
 /// order is the order of the calls. [`OutputQueue::io_slices`] hands out up
-/// to [`MAX_IOV`] slices for one vectored write.
+/// to [`MAX_IOV`](crate::tuning::MAX_IOV) slices for one vectored write.
 #[derive(Debug, Default)]
 pub(crate) struct OutputQueue {
     /// Boxed, and only while chunks are queued: most connections never
@@ -288,6 +272,7 @@ impl OutputQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tuning::MAX_IOV;
 
     fn drain(q: &mut OutputQueue) -> Vec<u8> {
         let mut out = Vec::new();

@@ -33,65 +33,18 @@ use std::time::Duration;
 use async_io::{Async, ReadableOwned, Timer, WritableOwned};
 use bytes::Bytes;
 
-use crate::buf::{InputBuf, MAX_IOV, MIN_READ, OutputQueue};
+use crate::buf::{InputBuf, OutputQueue};
 use crate::event::Event;
 use crate::sys;
+use crate::tuning::{
+    BEHIND_LOOKS, BEHIND_TICK, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DIRECT_WRITE, DROP_LINGER,
+    FLUSH_BUDGET, FLUSH_BYTES, WRITE_BUDGET,
+};
+use crate::tuning::{MAX_IOV, MIN_READ};
 use crate::wait::{Ids, WaitId, Waiters, poll_ready};
 
 /// The shared socket.
 pub(crate) type Io = Arc<Async<TcpStream>>;
-
-/// Default high-water mark of the output queue: `poll_write` holds back once
-/// this much is queued.
-pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
-/// Default low-water mark: a writer held back resumes once the queue drains
-/// below this.
-pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
-/// `poll_write` hands buffers at least this large straight to the kernel
-/// when nothing is queued, so bulk writes cost no copy.
-const DIRECT_WRITE: usize = 16 * 1024;
-/// How many write system calls one flush makes before it yields, so one
-/// busy connection cannot starve the others on its executor.
-const FLUSH_BUDGET: usize = 16;
-/// `poll_write` yields (wakes its task and returns `Pending`) once this many
-/// bytes went to the kernel since it last did, as tokio's co-operative
-/// budget makes its sockets do. A writer that never has to wait would
-/// otherwise fill the kernel's buffers (megabytes on loopback) before a
-/// reader on the same thread gets a turn; yielding keeps the bytes in
-/// flight few enough to stay in cache (bulk on one thread: twice the
-/// throughput; see `design/performance.md`).
-const WRITE_BUDGET: usize = 256 * 1024;
-/// The most one flush hands to the kernel before it yields, in writes of at
-/// most this much. A queue far above the high-water mark (the callback
-/// face's writes never wait, so a cl-async program may queue all it has at
-/// once) would otherwise go in writes of megabytes, filling the kernel's
-/// buffers before a reader on the same thread runs. Twice the default
-/// high-water mark, so a queue that just crossed the mark still goes in
-/// one write. Measured in `design/performance.md` (item 17).
-const FLUSH_BYTES: usize = 2 * DEFAULT_HIGH_WATER;
-/// How long queued output may take to go out after the last handle of a
-/// connection is dropped (unless a write timeout is set, which is used
-/// instead): long enough for a live peer to take a socket buffer's worth,
-/// short enough that a peer that stopped reading does not hold the
-/// descriptor for minutes.
-pub const DROP_LINGER: Duration = Duration::from_secs(30);
-/// How many times the send behind looks again, while the queue keeps
-/// growing, before it flushes anyway. A writer still producing when the
-/// reactor turns (on another thread) is mid-burst: flushing then would send
-/// its bytes a few at a time and contend with it for the queue. The first
-/// look again is at the next reactor turn (a burst that just ended goes at
-/// once), the later ones [`BEHIND_TICK`] apart.
-const BEHIND_LOOKS: u8 = 4;
-/// How long the send behind lets a writer that keeps producing go on before
-/// it looks again: a bound on how old its bytes get, far below Nagle's
-/// delays, and long enough that a streaming writer fills whole sends (it
-/// flushes by itself at the high-water mark).
-const BEHIND_TICK: Duration = Duration::from_micros(500);
-/// Default bound on what one connection may queue through writes that
-/// never wait (`write_sequence`, `TcpSocket::write`): past it the
-/// connection fails with [`Event::QueueFull`] rather than grow. Generous:
-/// a thousand times the default high-water mark.
-pub const DEFAULT_MAX_QUEUED: usize = 64 * 1024 * 1024;
 
 pub(crate) struct Conn {
     /// Keys for the handles that wait on this connection.

@@ -92,7 +92,7 @@
 //! })
 //! .unwrap();
 //! ```
-#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod addr;
@@ -109,6 +109,7 @@ mod sockopt;
 mod stream;
 mod sys;
 mod traits;
+mod tuning;
 mod wait;
 
 pub use addr::ToAddrs;
@@ -116,10 +117,10 @@ pub use callback::{
     Driver, LoopLocal, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop,
     process_stats, spawn, stats, tcp_connect, tcp_server, with_event_loop,
 };
-pub use conn::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DROP_LINGER};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
-pub use listener::{DEFAULT_BACKLOG, Incoming, TcpListener};
+pub use listener::{Incoming, TcpListener};
+pub use tuning::{DEFAULT_BACKLOG, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DROP_LINGER};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

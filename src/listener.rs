@@ -10,11 +10,9 @@ use std::task::{Context, Poll, ready};
 use async_io::{Async, ReadableOwned};
 use futures_lite::Stream;
 
+use crate::tuning::DEFAULT_BACKLOG;
 use crate::wait::{Ids, WaitId, Waiters, poll_ready};
 use crate::{Event, TcpStream};
-
-/// The listen backlog when none is given (cl-async's default).
-pub const DEFAULT_BACKLOG: u32 = 128;
 
 /// A TCP listener: the await face of cl-async's `tcp-server`, named as
 /// std, tokio and async-net name theirs. [`tcp_server`](crate::tcp_server)

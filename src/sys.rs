@@ -23,6 +23,7 @@ use bytes::BytesMut;
 /// Reads once from `stream` into the spare capacity of `buf` and extends
 /// `buf` by what was read. `Ok(0)` is end of file; `WouldBlock` is passed on.
 #[cfg(unix)]
+#[allow(unsafe_code)] // the crate's one `unsafe` block (decision 3)
 pub(crate) fn read_into(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     loop {
         let len = buf.len();

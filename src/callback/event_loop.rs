@@ -11,8 +11,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::tuning::{ALONE_WINDOWS, REACT_EVERY, REACT_EVERY_ALONE};
 use async_executor::Executor;
 use futures_lite::FutureExt;
 
@@ -161,41 +162,6 @@ pub fn with_event_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> io::Result<R::Ou
         Some(Failure::Panic(p)) => panic::resume_unwind(p),
     }
 }
-
-/// How long the loop runs ready tasks before it lets `block_on` poll the
-/// reactor.
-///
-/// `Executor::run` polls it only every 200 tasks; 200 busy sessions keep
-/// this thread away from the reactor for milliseconds. async-io's helper
-/// thread takes the reactor over once it has not turned for 50 µs, and
-/// every readiness event then becomes a cross-thread wake-up (measured:
-/// bulk 1t at half the await face's speed, with 12× the context switches).
-/// A poll costs async-io five system calls, so polling every few tasks
-/// lost a quarter of echo-many 2t. Measured on bulk and echo-many: 40 µs
-/// polls too often, 250 µs and more lets the helper take over; 150 µs was
-/// best on both.
-const REACT_EVERY: Duration = Duration::from_micros(150);
-/// The longest the loop runs before it polls the reactor while one task
-/// alone keeps it busy: a bulk writer on a thread of its own. Its reactor
-/// polls would find only other threads' events (the reactor is
-/// process-wide) and wake those threads from here; the threads that wait
-/// take their events themselves, and should this thread's task be woken
-/// meanwhile, async-io's helper thread hands the event over (and the next
-/// window, with two tasks in it, is short again). Doubled from
-/// [`REACT_EVERY`] on every window in which only one task ran, once
-/// [`ALONE_WINDOWS`] such windows came in a row, and back to it as soon as
-/// two tasks ran in one. streamish-cb bulk on two threads (seven
-/// alternating runs each): a cap of 1 ms gave 1,799 MiB/s at 1 KiB writes
-/// and 1,861 at 64 KiB, 20 ms 1,923 and 2,028, 100 ms 2,022 and 2,097;
-/// one thread unchanged (bulk 2,522 and 2,800 MiB/s against 2,515 and
-/// 2,745, five runs each). Before the cap grew at all: 1.46 GiB/s at 1 KiB.
-const REACT_EVERY_ALONE: Duration = Duration::from_millis(100);
-/// How many windows in a row one task must fill alone before the loop
-/// polls the reactor less often. A single one is common on one thread
-/// too (a reader waits for its readiness while the writer runs), and one
-/// longer window there is enough for async-io's helper thread to take the
-/// reactor over (bulk 1t lost a fifth when the interval grew after one).
-const ALONE_WINDOWS: u32 = 8;
 
 thread_local! {
     /// How often the loop on this thread went from one task to another,
@@ -348,14 +314,9 @@ pub fn exit_event_loop() {
 /// .unwrap();
 /// ```
 pub fn spawn(fut: impl Future<Output = io::Result<()>> + Send + 'static) -> io::Result<()> {
-    // An async block would do, but it stores a moved-in future twice; the
-    // named `Guarded` stores it once (the task of an idle connection is
-    // most of its memory). Only `Unpin` futures fit in it without `unsafe`.
-    spawn_unpin(Box::pin(fut))
-}
-
-/// [`spawn`] for a future that is `Unpin` (a session): no box.
-pub(crate) fn spawn_unpin(fut: impl Future<Output = io::Result<()>> + Send + Unpin + 'static) -> io::Result<()> {
+    // A named task rather than an async block, which would store a
+    // moved-in future twice (an idle connection's task is most of its
+    // memory).
     let lp = require_loop()?;
     let state = lp.state.clone();
     state.active.fetch_add(1, Ordering::AcqRel);
@@ -363,20 +324,24 @@ pub(crate) fn spawn_unpin(fut: impl Future<Output = io::Result<()>> + Send + Unp
     Ok(())
 }
 
-/// A task of the loop: its error or panic ends the loop, and its end is
-/// counted, so the loop knows when no work is left.
-struct Guarded<F> {
-    fut: F,
-    state: Arc<State>,
+pin_project_lite::pin_project! {
+    /// A task of the loop: its error or panic ends the loop, and its end is
+    /// counted, so the loop knows when no work is left.
+    struct Guarded<F> {
+        #[pin]
+        fut: F,
+        state: Arc<State>,
+    }
 }
 
-impl<F: Future<Output = io::Result<()>> + Unpin> Future for Guarded<F> {
+impl<F: Future<Output = io::Result<()>>> Future for Guarded<F> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        note_poll(std::ptr::from_ref(this) as usize);
-        let failure = match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        note_poll(std::ptr::from_ref(self.as_ref().get_ref()) as usize);
+        let this = self.project();
+        let fut = this.fut;
+        let failure = match panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(Ok(()))) => None,
             Ok(Poll::Ready(Err(e))) => Some(Failure::Error(e)),

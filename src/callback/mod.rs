@@ -337,8 +337,7 @@ macro_rules! common_options {
         /// [`TcpSocket::water_marks`]), which keeps the kernel busy at
         /// full speed with 64 KiB in memory. One small write per call is
         /// one `send` per write, and with `TCP_NODELAY` one TCP segment per
-        /// write (1 KiB writes so: about 150 MiB/s on loopback, against
-        /// 2–3 GiB/s topped up to the mark).
+        /// write: an order of magnitude slower than topping up.
         ///
         /// # Examples
         ///

@@ -7,22 +7,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use async_io::Timer;
 
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
+use crate::tuning::{ACCEPT_BACKOFF, ACCEPT_BUDGET};
 use crate::{DEFAULT_BACKLOG, Event, TcpListener, TcpSocket};
-
-/// How long the server waits before accepting again after running out of
-/// file descriptors or memory: accepting at once would only fail again, in a
-/// busy loop.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How many connections one poll of the accept loop takes before it lets
-/// other tasks run: a flood of connects would otherwise keep the executor
-/// from the connections already open for as long as it lasts.
-const ACCEPT_BUDGET: usize = 64;
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
 /// `bind` is an IP address or a host name (resolved as
@@ -219,7 +210,7 @@ impl Spawner {
             // The accept loop runs on the loop's thread, so the loop is
             // there to take it; `spawn` fails only outside one.
             Spawner::Loop => {
-                let _ = super::event_loop::spawn_unpin(fut);
+                let _ = super::event_loop::spawn(fut);
             }
             Spawner::Driver(f) => f(Driver::new(fut)),
         }

@@ -13,33 +13,11 @@ use async_io::Timer;
 
 use super::stats::{Counted, Dir};
 use super::{Callbacks, ReadData, Settings};
-use crate::buf::MAX_READ;
 use crate::conn::Conn;
+use crate::tuning::MAX_READ;
+use crate::tuning::{INPUT_CAP, READ_TURN, TURN_BYTES, TURNS};
 use crate::wait::WaitId;
 use crate::{AsyncInputStream, Clock, Event, TcpSocket, TcpStream};
-
-/// Turns one poll may take while each finds work, and moves fewer than
-/// [`TURN_BYTES`]. Two let a request and its reply cost one poll (the
-/// second turn finds the socket drained and waits: echo-many 2t 49 → 60
-/// thousand messages/s); a second turn after a bulk one only keeps more
-/// bytes in flight, out of cache (bulk 1t 2.6 → 2.3 GiB/s), and many kept
-/// the event loop from the reactor.
-const TURNS: usize = 2;
-/// See [`TURNS`].
-const TURN_BYTES: usize = 16 * 1024;
-/// How much one turn reads in drained mode, in reads of at most
-/// [`MAX_READ`] (64 KiB) for as long as they fill their buffer. Reading
-/// what the socket holds keeps the bytes in flight few when the writer
-/// shares the thread (bulk on one thread, 256 KiB → 512 KiB a turn: 2.6 →
-/// 3.0 GiB/s); reading it in 64 KiB pieces rather than one large read
-/// leaves a reader on another thread idle less often, each idle spell
-/// ended by the writer's next send waking it across CPUs (bulk-1k on two
-/// threads: 1.1 → 1.5 GiB/s against one 256 KiB read a turn; 1 MiB a turn
-/// lost a tenth of that again). Medians of 5–9 alternating runs.
-const READ_TURN: usize = 512 * 1024;
-/// In stream mode (or with no `read_cb`), reading stops while this much is
-/// buffered and unread, and resumes once the application consumes it.
-pub(crate) const INPUT_CAP: usize = 1024 * 1024;
 
 /// An idle connection's whole driver is this struct (spawned unboxed on the
 /// event loop), so what is rarely used is boxed on first use: the stream of
