@@ -18,15 +18,16 @@
 //!   `read` or `fill_buf`, or let a callback be called.
 //! - **Writing never waits** with [`write_sequence`](AsyncOutputStream::write_sequence)
 //!   and [`TcpSocket::write`]: the bytes are queued, whole. Queued output goes
-//!   out, coalesced into vectored system calls, whenever the stream is next
-//!   polled (read, written, flushed, closed) or a callback returns;
+//!   out by itself, coalesced into vectored system calls, at the latest when
+//!   the writing task next waits (or a callback returns);
 //!   [`finish_output`](AsyncOutputStreamExt::finish_output) waits until the
 //!   kernel has it all. `AsyncWrite` pushes back above a high-water mark.
 //! - **Errors are [`Event`]s**, one per cl-async condition, carried inside
 //!   every `io::Error` the streams return.
 //!
-//! Nothing runs in the background on the await face: the task that polls a
-//! stream does its I/O. On the callback face, [`tcp_connect`] and
+//! No task runs in the background on the await face: the task that polls a
+//! stream does its I/O, and whoever turns the reactor sends what it left
+//! queued. On the callback face, [`tcp_connect`] and
 //! [`tcp_server`] make a [`Driver`] per connection — a future that reads,
 //! calls `read_cb`, flushes what the callbacks wrote, and watches the
 //! timeouts — which runs on [`with_event_loop`] or on any executor you
