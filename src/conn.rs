@@ -73,6 +73,8 @@ pub(crate) struct Conn {
     /// costs one direct `send` and one vectored flush, while a lone write
     /// (a request before its reply is read) costs one `send`.
     direct: AtomicBool,
+    /// Reading is paused (`TcpSocket::pause_reading`).
+    paused: AtomicBool,
     /// A callback driver polls this connection (set when it is made,
     /// cleared when it is dropped): it flushes, so writes wake it instead
     /// of arming a send behind.
@@ -264,6 +266,7 @@ impl Conn {
             in_callback: AtomicBool::new(false),
             has_driver: AtomicBool::new(false),
             direct: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             input_full: AtomicBool::new(false),
             ctl: Mutex::new(Default::default()),
         })
@@ -503,7 +506,7 @@ impl Conn {
             store_waker(&mut ctl.driver, cx);
         }
         let (read, write) = ctl.timeouts();
-        (read, write, ctl.paused)
+        (read, write, self.paused.load(Ordering::Acquire))
     }
 
     /// A callback driver polls this connection from now on.
@@ -560,6 +563,16 @@ impl Conn {
         if let Some(w) = w {
             w.wake();
         }
+    }
+
+    /// Pauses or resumes reading, and wakes the driver to see it.
+    pub(crate) fn set_paused(&self, on: bool) {
+        self.paused.store(on, Ordering::Release);
+        self.wake_driver();
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_input_full(&self, on: bool) {

@@ -163,11 +163,12 @@ pub(crate) fn check_timeout(name: &str, t: Option<Duration>) -> Result<Option<Du
 /// change while it runs.
 #[derive(Default)]
 pub(crate) struct Ctl {
-    pub(crate) paused: bool,
     /// The callback driver's waker.
     pub(crate) driver: Option<std::task::Waker>,
     /// cl-async's `socket-data`.
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    /// The server that accepted this connection.
+    server: Option<TcpServerHandle>,
     /// What most connections never set, boxed on first use so that an
     /// idle connection carries 8 bytes for it.
     rare: Option<Box<Rare>>,
@@ -179,8 +180,6 @@ struct Rare {
     timeouts: (Option<Duration>, Option<Duration>),
     /// Why the connect failed, for the await side's errors.
     failure: Option<Event>,
-    /// The server that accepted this connection.
-    server: Option<TcpServerHandle>,
 }
 
 impl Ctl {
@@ -211,11 +210,11 @@ impl Ctl {
 
     /// The server that accepted this connection, if one did.
     pub(crate) fn server(&self) -> Option<TcpServerHandle> {
-        self.rare.as_ref()?.server.clone()
+        self.server.clone()
     }
 
     pub(crate) fn set_server(&mut self, server: TcpServerHandle) {
-        self.rare().server = Some(server);
+        self.server = Some(server);
     }
 }
 
@@ -478,13 +477,13 @@ impl TcpSocket {
     /// [`resume_reading`](TcpSocket::resume_reading); the kernel buffers,
     /// then pushes back on the peer.
     pub fn pause_reading(&self) {
-        self.set_ctl(|ctl| ctl.paused = true);
+        self.conn.set_paused(true);
     }
 
     /// Reads again after [`pause_reading`](TcpSocket::pause_reading)
     /// (cl-async's `enable-socket`).
     pub fn resume_reading(&self) {
-        self.set_ctl(|ctl| ctl.paused = false);
+        self.conn.set_paused(false);
     }
 
     /// Half-close: refuses further writes; what is queued still goes out,
@@ -497,7 +496,7 @@ impl TcpSocket {
 
     /// Whether reading is paused.
     pub fn is_reading_paused(&self) -> bool {
-        self.conn.ctl().paused
+        self.conn.is_paused()
     }
 
     /// Changes the read and write clocks of a live connection (cl-async's

@@ -24,8 +24,9 @@ use crate::{AsyncInputStream, Clock, Event, TcpSocket, TcpStream};
 /// stream mode, the timer of the clocks.
 pub(crate) struct Session {
     socket: TcpSocket,
-    /// Marks the connection driven while it lives (see [`DriverGuard`]).
-    guard: DriverGuard,
+    /// The driver's key among the connection's waiting tasks; the session
+    /// marks its connection driven while it lives (see [`DriverGuard`]).
+    id: WaitId,
     /// The stream `read_cb` gets in stream mode.
     stream: Option<Box<TcpStream>>,
     /// Shared by every connection of a server.
@@ -88,7 +89,7 @@ impl Session {
             _counted: Counted::new(dir),
             cbs,
             socket,
-            guard,
+            id: guard.into_session(),
         }
     }
 
@@ -147,7 +148,7 @@ impl Session {
             // kernel) is reported by the next turn.
             let mut read = 0;
             loop {
-                let bytes = match conn.poll_take(self.guard.id, cx) {
+                let bytes = match conn.poll_take(self.id, cx) {
                     Poll::Ready(Ok(Some(bytes))) => bytes,
                     Poll::Ready(Ok(None)) if read == 0 => return Poll::Ready(Ok(false)),
                     Poll::Ready(Err(e)) if read == 0 => return Poll::Ready(Err(e)),
@@ -175,7 +176,7 @@ impl Session {
                 return Poll::Pending;
             }
         }
-        let n = ready!(conn.poll_fill(self.guard.id, cx))?;
+        let n = ready!(conn.poll_fill(self.id, cx))?;
         if n == 0 {
             return Poll::Ready(Ok(false));
         }
@@ -325,7 +326,7 @@ impl Session {
             }
         }
         if conn.shutdown_pending() {
-            if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(self.guard.id, cx) {
+            if let Poll::Ready(Err(e)) = conn.poll_shutdown_write(self.id, cx) {
                 return Some(self.fail(e));
             }
         }
@@ -334,7 +335,7 @@ impl Session {
             conn.request_close();
         }
         if conn.is_closing() {
-            match conn.poll_close(self.guard.id, cx) {
+            match conn.poll_close(self.id, cx) {
                 Poll::Ready(Ok(())) => {
                     self.note_writes();
                     return Some(Poll::Ready(Ok(())));
@@ -343,7 +344,7 @@ impl Session {
                 Poll::Pending => {}
             }
         } else if conn.queued() != 0 {
-            if let Poll::Ready(Err(e)) = conn.poll_flush(self.guard.id, cx) {
+            if let Poll::Ready(Err(e)) = conn.poll_flush(self.id, cx) {
                 return Some(self.fail(e));
             }
         }
@@ -413,24 +414,43 @@ pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
 /// canceled, its loop exited) closes the connection gracefully, so that
 /// later writes fail with `Closed` instead of queuing for nobody.
 pub(crate) struct DriverGuard {
-    conn: Arc<Conn>,
-    /// The driver's key among the connection's waiting tasks.
-    pub(crate) id: WaitId,
+    /// `None` once a [`Session`] took the duty over.
+    conn: Option<Arc<Conn>>,
+    id: WaitId,
 }
 
 impl DriverGuard {
     pub(crate) fn new(conn: &Arc<Conn>) -> DriverGuard {
         conn.driver_made();
         DriverGuard {
-            conn: conn.clone(),
+            conn: Some(conn.clone()),
             id: conn.ids.next(),
         }
+    }
+
+    /// Hands the duty to the session being made (whose socket holds the
+    /// connection already, so an idle session carries no second `Arc`).
+    fn into_session(mut self) -> WaitId {
+        self.conn = None;
+        self.id
     }
 }
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
-        self.conn.forget(self.id);
-        self.conn.driver_dropped();
+        if let Some(conn) = self.conn.take() {
+            driver_gone(&conn, self.id);
+        }
     }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        driver_gone(&self.socket.conn, self.id);
+    }
+}
+
+fn driver_gone(conn: &Arc<Conn>, id: WaitId) {
+    conn.forget(id);
+    conn.driver_dropped();
 }
