@@ -12,25 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, LoopOutput, ReadData, TcpServerHandle,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, ReadData, TcpServerHandle,
     TcpSocket, exit_event_loop, tcp_connect, tcp_server, with_event_loop,
 };
 
-/// Runs `f` inside an event loop, with a watchdog that fails the test
-/// instead of hanging if the loop never ends.
-fn run_loop<R: LoopOutput>(f: impl FnOnce() -> R) -> R::Output {
-    let (done, watch) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if watch.recv_timeout(Duration::from_secs(60)) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("event loop test timed out");
-            std::process::exit(101);
-        }
-    });
-    let out = with_event_loop(f).expect("event loop failed");
-    let _ = done.send(());
-    watchdog.join().unwrap();
-    out
-}
+use common::{LIMIT, run_loop};
 
 /// `clear_output` (here through a stream over a callback connection's
 /// socket) empties the queue, and a write made after it from outside a
@@ -44,7 +30,7 @@ fn a_write_after_clear_output_still_goes_out() {
     let peer = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         // A deadline, not a wait: the bytes come at once or not at all.
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 64];
         while !got.ends_with(b"tail") {
@@ -55,7 +41,7 @@ fn a_write_after_clear_output_still_goes_out() {
         }
         got // dropped here: the client reads end of file and its loop ends
     });
-    run_loop(|| {
+    run_loop(move || {
         tcp_connect("127.0.0.1", port)
             .connect_cb(|sock| {
                 let sock = sock.clone();
@@ -75,7 +61,8 @@ fn a_write_after_clear_output_still_goes_out() {
             .read_cb(|_, _| {})
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(
         peer.join().unwrap(),
         b"tail",
@@ -144,7 +131,8 @@ fn simple_client_server(host: &'static str) {
             .event_cb(|ev| assert!(!ev.is_error(), "unexpected {ev:?}"))
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(server_got.lock().unwrap().as_slice(), b"hai hai");
     assert_eq!(client_got.lock().unwrap().as_slice(), b"thxlol thxlol");
 }
@@ -178,7 +166,8 @@ fn connect_refused_is_one_event_with_queued_writes() {
             .spawn()
             .unwrap();
         sock.write(b"second").unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["tcp-refused"]);
     assert_eq!(queued_at_event.load(Ordering::SeqCst), "firstsecond".len());
 }
@@ -216,7 +205,8 @@ fn dns_failure_is_one_dns_event_with_its_socket() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["dns-error"]);
 }
 
@@ -256,7 +246,8 @@ fn server_close_stops_accepting_and_lets_open_connections_finish() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"still here");
     assert_eq!(events(&log), ["tcp-refused"]);
 }
@@ -291,20 +282,22 @@ fn server_in_stream_mode_reads_through_the_stream() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"HELLO!");
 }
 
 /// cl-async: "address in use": an error at once, not an event.
 #[test]
 fn server_address_in_use_fails_at_once() {
-    run_loop(|| {
+    run_loop(move || {
         let first = tcp_server("127.0.0.1", 0).spawn().unwrap();
         let err = tcp_server("127.0.0.1", first.local_addr().port()).spawn().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
         assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
         first.close();
-    });
+    })
+    .unwrap();
 }
 
 #[test]
@@ -327,7 +320,8 @@ fn tcp_connect_binds_the_client_first() {
             .event_cb(slot.close_on_eof())
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     let mut seen = events(&seen);
     seen.sort();
     assert_eq!(seen, [local.to_string(), local.to_string()]);
@@ -344,7 +338,8 @@ fn tcp_connect_bound_to_an_address_in_use_is_an_address_in_use_event() {
             .bind(addr)
             .event_cb(move |ev| push(&l, ev.name()))
             .spawn()
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["socket-address-in-use"]);
     let err = socket.write(b"late").unwrap_err();
     assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
@@ -371,7 +366,8 @@ fn write_sequence_with_start_and_end() {
         assert!(stream.write_subsequence(b"abcdef", 5, Some(2)).is_err());
         stream.write_sequence(b"").unwrap();
         stream.socket().close();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"bcef");
 }
 
@@ -412,7 +408,8 @@ fn stream_read_write_sequence() {
             .spawn_stream()
             .unwrap();
         stream.write_sequence(b"can i have your coat?").unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(server_got.lock().unwrap().as_slice(), b"can i have your coat?");
     assert_eq!(client_got.lock().unwrap().as_slice(), b"don't say that");
 }
@@ -439,7 +436,8 @@ fn writes_before_connect_go_out_after_data_in_order() {
         sock.write_bytes(Bytes::from_static(b" 3-bytes")).unwrap();
         sock.close(); // graceful: everything queued still goes out
         assert!(sock.write(b"late").is_err(), "writes after close are refused");
-    });
+    })
+    .unwrap();
     let mut want = b"1-data ".to_vec();
     want.extend(vec![b'x'; 10_000]);
     want.extend(b" 2-write 3-bytes");
@@ -494,7 +492,8 @@ fn stream_mode_leaves_unread_bytes_for_the_next_call() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"abcdnext");
 }
 
@@ -520,7 +519,8 @@ fn dont_drain_without_stream_gives_read_cb_a_stream() {
             .event_cb(move |_| srv.close())
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"kept");
 }
 
@@ -545,7 +545,8 @@ fn bytes_stay_buffered_without_read_cb() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(buffered_at_eof.load(Ordering::SeqCst), "nobody reads this".len());
 }
 
@@ -580,7 +581,8 @@ fn eof_comes_after_every_byte_before_it() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(eofs.load(Ordering::SeqCst), 1);
     assert_eq!(counted_at_eof.load(Ordering::SeqCst), TOTAL);
 }
@@ -644,7 +646,8 @@ fn pause_and_resume_reading() {
             .spawn()
             .unwrap();
         *client.lock().unwrap() = Some(sock);
-    });
+    })
+    .unwrap();
     assert_eq!(reads_while_paused.load(Ordering::SeqCst), 0, "no read_cb while paused");
     assert_eq!(
         buffered_while_paused.load(Ordering::SeqCst),
@@ -713,7 +716,8 @@ fn pausing_in_read_cb_stops_the_reads_of_its_turn() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(
         calls_while_paused.load(Ordering::SeqCst),
         0,
@@ -741,7 +745,8 @@ fn read_timeout_fires_once_on_silence() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["tcp-timeout"]);
 }
 
@@ -793,7 +798,8 @@ fn a_lone_busy_task_does_not_starve_timers_or_io() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert!(
         at_timer.load(Ordering::SeqCst) < LIMIT,
         "the timer fired while the task spun"
@@ -846,7 +852,8 @@ fn a_busy_connection_does_not_starve_the_loop() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     let before = at_timeout.load(Ordering::SeqCst);
     assert_ne!(before, usize::MAX, "the read clock fired");
     assert!(
@@ -886,7 +893,8 @@ fn read_timeout_does_not_fire_while_bytes_flow() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["tcp-eof"]);
 }
 
@@ -931,7 +939,8 @@ fn a_clock_turned_on_later_starts_when_set() {
             Ok(())
         })
         .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["reference:tcp-timeout", "late:tcp-timeout"]);
 }
 
@@ -953,7 +962,8 @@ fn set_timeouts_on_a_live_socket() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["tcp-timeout: read timeout"]);
 }
 
@@ -983,7 +993,8 @@ fn write_timeout_fires_when_output_stalls() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     keep_tx.send(()).unwrap();
     peer.join().unwrap();
     assert_eq!(events(&log), ["tcp-timeout"]);
@@ -1014,7 +1025,8 @@ fn write_timeout_does_not_fire_while_output_drains() {
             .event_cb(move |ev| push(&l, ev.name()))
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert!(events(&log).is_empty(), "{:?}", events(&log));
     assert_eq!(got.load(Ordering::SeqCst), TOTAL);
 }
@@ -1048,7 +1060,8 @@ fn write_cb_fires_once_per_drain_and_writes_in_a_callback_coalesce() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(drains.load(Ordering::SeqCst), 2);
     assert_eq!(got.lock().unwrap().as_slice(), b"0123456789!");
 }
@@ -1074,7 +1087,8 @@ fn socket_data_pairs_sockets() {
             .event_cb(move |_| srv.close())
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(*seen.lock().unwrap(), Some("accepted"));
 }
 
@@ -1087,7 +1101,8 @@ fn exit_event_loop_ends_the_loop_with_connections_open() {
             .connect_cb(|_| exit_event_loop())
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     // The loop dropped the connection: the peer sees it closed.
     let (mut s, _) = listener.accept().unwrap();
     let mut buf = [0u8; 8];
@@ -1122,7 +1137,8 @@ fn exit_event_loop_stops_a_busy_loop_at_once() {
             })
             .unwrap();
         }
-    });
+    })
+    .unwrap();
     assert!(exited.load(Ordering::SeqCst));
     assert_eq!(
         after_exit.load(Ordering::SeqCst),
@@ -1204,10 +1220,7 @@ fn echo_exchange(spawner: impl Fn(streamish::Driver) + Send + Sync + Clone + 'st
         done_tx.send(res.is_ok()).unwrap();
         Ok(())
     }));
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(60)).unwrap(),
-        "the client driver failed"
-    );
+    assert!(done_rx.recv_timeout(LIMIT).unwrap(), "the client driver failed");
     server.close();
     let got = got.lock().unwrap().clone();
     (payload, got)
@@ -1350,7 +1363,8 @@ fn connect_timeout_fires_when_the_connection_cannot_complete() {
             })
             .spawn()
             .unwrap();
-    });
+    })
+    .unwrap();
     assert_eq!(events(&log), ["tcp-timeout"]);
     drop(fillers);
     drop(listener);
@@ -1389,7 +1403,8 @@ fn half_open_connection_writes_after_eof_and_closes_once_shut() {
             .spawn()
             .unwrap();
         sock.shutdown_write();
-    });
+    })
+    .unwrap();
     assert_eq!(got.lock().unwrap().as_slice(), b"late answer");
     assert_eq!(events(&log), ["server tcp-eof", "client tcp-eof"]);
 }
@@ -1408,7 +1423,7 @@ fn a_driver_and_a_stream_waiting_on_one_stalled_socket_do_not_wake_each_other() 
     let (go, went) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         let (mut peer, _) = listener.accept().unwrap();
-        peer.set_read_timeout(Some(common::LIMIT)).unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
         // Reads nothing until the two tasks both wait.
         if went.recv().is_err() {
             return 0;

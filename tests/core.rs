@@ -15,21 +15,12 @@ use streamish::{
     TcpSocket, TcpStream,
 };
 
-use common::{Rng, pair, run};
+use common::{Rng, is_pattern_at, pair, pattern_at, run};
 
 /// Waits until input is buffered or EOF is reached, consuming nothing.
 /// Returns whether it is EOF.
 async fn wait_input<S: AsyncInputStream + Unpin + ?Sized>(s: &mut S) -> io::Result<bool> {
     Ok(s.fill_buf().await?.is_empty())
-}
-
-/// The byte at `offset` of a long, order-revealing pattern.
-fn pattern_byte(offset: u64) -> u8 {
-    (offset ^ (offset >> 8) ^ (offset >> 16) ^ (offset >> 24)).wrapping_mul(31) as u8
-}
-
-fn pattern(offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| pattern_byte(offset + i)).collect()
 }
 
 fn assert_closed(res: io::Result<impl Debug>, what: &str) {
@@ -421,7 +412,7 @@ fn small_writes_keep_order_across_handles_and_fail_while_closing() {
         // output queued (below a raised high-water mark, where small writes
         // would join it); a small write must then fail.
         client.socket().set_water_marks(32 << 20, 16 << 20).unwrap();
-        let big = pattern(0, 8 << 20);
+        let big = pattern_at(0, 8 << 20);
         client.write_sequence(&big).unwrap();
         assert!(
             poll_once(client.close_stream()).await.is_none(),
@@ -713,7 +704,7 @@ fn backpressure_bounds_the_queue_against_a_peer_that_does_not_read() {
             // The kernel's buffers are finite, so this is bounded.
             for _ in 0..100_000 {
                 let len = rng.range(1, MAX_CHUNK);
-                let chunk = pattern(offset, len);
+                let chunk = pattern_at(offset, len);
                 match poll_once(client.write(&chunk)).await {
                     Some(Ok(n)) => {
                         assert!(n > 0 && n <= len);
@@ -735,7 +726,7 @@ fn backpressure_bounds_the_queue_against_a_peer_that_does_not_read() {
             assert!(client.queued() <= high + MAX_CHUNK);
             // Still bounded on further attempts while the peer does not read.
             for _ in 0..3 {
-                let chunk = pattern(offset, MAX_CHUNK);
+                let chunk = pattern_at(offset, MAX_CHUNK);
                 if let Some(n) = poll_once(client.write(&chunk)).await {
                     offset += n.unwrap() as u64;
                 }
@@ -750,7 +741,7 @@ fn backpressure_bounds_the_queue_against_a_peer_that_does_not_read() {
                 let mut off = offset;
                 while off < total {
                     let len = rng.range(1, MAX_CHUNK).min((total - off) as usize);
-                    client.write_all(&pattern(off, len)).await?;
+                    client.write_all(&pattern_at(off, len)).await?;
                     assert!(client.queued() <= high + len);
                     off += len as u64;
                 }
@@ -764,9 +755,7 @@ fn backpressure_bounds_the_queue_against_a_peer_that_does_not_read() {
                     if n == 0 {
                         break;
                     }
-                    for (i, &b) in buf[..n].iter().enumerate() {
-                        assert_eq!(b, pattern_byte(pos + i as u64), "byte {} differs", pos + i as u64);
-                    }
+                    assert!(is_pattern_at(pos, &buf[..n]), "bytes at {pos}..{} differ", pos + n as u64);
                     pos += n as u64;
                 }
                 io::Result::Ok(pos)

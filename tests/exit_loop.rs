@@ -1,14 +1,14 @@
 //! Leaving the event loop closes every connection still open on it, even
 //! when sockets keep each other alive through their data.
 
-mod fault_kit;
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use streamish::{exit_event_loop, stats, tcp_connect, tcp_server};
 
-use fault_kit::*;
+use common::*;
 
 /// Accepted sockets hold themselves in their data, and the two clients
 /// hold each other (a proxy's pair); the loop exits with all four open.
@@ -54,7 +54,7 @@ fn a_dropped_driver_closes_a_socket_whose_data_holds_it() {
         socket.set_data(socket.clone());
         let ex = async_executor::Executor::new();
         let task = ex.spawn(driver);
-        let peer = block_on(ex.run(async {
+        let peer = run(ex.run(async {
             let (peer, _) = server.accept().await.unwrap();
             up.recv().await.unwrap();
             peer

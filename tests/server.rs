@@ -2,7 +2,6 @@
 //! and what `tcp_server` binds to.
 
 mod common;
-mod fault_kit;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{AsyncStream, Event, TcpStream, tcp_server};
 
-use fault_kit::run_loop;
+use common::run_loop;
 
 /// Connects, checks one echo, then leaves: with a reset if `abort`.
 async fn echo_once(port: u16, msg: &[u8], abort: bool) -> std::io::Result<()> {
