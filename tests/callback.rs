@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, ReadData, TcpServerHandle,
-    TcpSocket, exit_event_loop, tcp_connect, tcp_server, with_event_loop,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, Clock, Event, ReadData, TcpServerHandle, TcpSocket,
+    exit_event_loop, tcp_connect, tcp_server, with_event_loop,
 };
 
 use common::{LIMIT, run_loop};

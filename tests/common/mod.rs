@@ -6,15 +6,13 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::panic;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread;
 use std::time::Duration;
+use std::{io, panic, thread};
 
 use async_io::{Async, Timer};
 use streamish::{Event, LoopOutput, TcpSocket, TcpStream, with_event_loop};
@@ -83,6 +81,24 @@ pub async fn pair() -> (TcpStream, TcpStream) {
     let server = streamish::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let (client, accepted) = futures_lite::future::zip(TcpStream::connect(server.local_addr()), server.accept()).await;
     (client.expect("connect"), accepted.expect("accept").0)
+}
+
+/// Waits until input is buffered or EOF is reached, consuming nothing.
+/// Returns whether it is EOF.
+pub async fn wait_input<S: streamish::AsyncInputStream + Unpin + ?Sized>(s: &mut S) -> io::Result<bool> {
+    use futures_lite::AsyncBufReadExt;
+    Ok(s.fill_buf().await?.is_empty())
+}
+
+/// Asserts that `res` failed because the stream is closed (`NotConnected`,
+/// `Event::Closed`).
+pub fn assert_closed(res: io::Result<impl std::fmt::Debug>, what: &str) {
+    let err = res.expect_err(what);
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{what}: {err}");
+    assert!(
+        matches!(streamish::Event::from(err), streamish::Event::Closed { .. }),
+        "{what}: not Event::Closed"
+    );
 }
 
 /// A small seeded PRNG (xorshift64*), so random tests are reproducible.
