@@ -4,15 +4,16 @@
 mod common;
 
 use std::io;
+use std::sync::{Arc, Mutex};
 
 use futures_lite::future::{yield_now, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{
     AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, Event, TcpListener,
-    TcpSocket, TcpStream,
+    TcpSocket, TcpStream, tcp_connect, tcp_server,
 };
 
-use common::{Rng, assert_closed, pair, run};
+use common::{Rng, Slot, assert_closed, events, log, pair, push, run, run_loop};
 
 #[test]
 fn close_flushes_queued_output_and_the_peer_sees_eof() {
@@ -282,4 +283,43 @@ fn half_close_then_read_the_reply() {
             );
         }
     });
+}
+
+#[test]
+fn half_open_connection_writes_after_eof_and_closes_once_shut() {
+    // The client half-closes after its request; the server, half open,
+    // answers after the client's end of file and then shuts down its write
+    // side, which closes the connection (both directions done).
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let log = log();
+    let (g, l, l2) = (got.clone(), log.clone(), log.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let s2 = slot.clone();
+        let server = tcp_server("127.0.0.1", 0)
+            .allow_half_open(true)
+            .event_cb(move |ev| {
+                push(&l, format!("server {}", ev.name()));
+                let sock = ev.socket().unwrap();
+                assert!(sock.is_open(), "half open: still open after EOF");
+                sock.write(b"late answer").unwrap();
+                sock.shutdown_write();
+                assert!(sock.write(b"x").is_err(), "writes after shutdown_write are refused");
+                s2.0.get().unwrap().close();
+            })
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        let sock = tcp_connect("127.0.0.1", server.local_addr().port())
+            .allow_half_open(true)
+            .data("question")
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(move |ev| push(&l2, format!("client {}", ev.name())))
+            .spawn()
+            .unwrap();
+        sock.shutdown_write();
+    })
+    .unwrap();
+    assert_eq!(got.lock().unwrap().as_slice(), b"late answer");
+    assert_eq!(events(&log), ["server tcp-eof", "client tcp-eof"]);
 }

@@ -4,15 +4,17 @@
 mod common;
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_lite::future::{or, poll_once, yield_now, zip};
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use streamish::{
     AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, Event, TcpInputStream,
-    TcpListener, TcpStream,
+    TcpListener, TcpSocket, TcpStream, tcp_connect, tcp_server,
 };
 
-use common::{Rng, pair, run, wait_input};
+use common::{Rng, pair, run, run_loop, wait_input};
 
 #[test]
 fn bytes_before_eof_are_readable_after_it() {
@@ -238,4 +240,180 @@ fn dropping_a_read_future_loses_nothing() {
             data.len()
         );
     });
+}
+
+#[test]
+fn eof_comes_after_every_byte_before_it() {
+    const TOTAL: usize = 4 << 20;
+    let counted_at_eof = Arc::new(AtomicUsize::new(0));
+    let eofs = Arc::new(AtomicUsize::new(0));
+    let (c, e) = (counted_at_eof.clone(), eofs.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| {
+                sock.write_bytes(vec![7u8; TOTAL]).unwrap();
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s2 = seen.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .read_cb(move |_, data| {
+                let b = data.into_bytes();
+                assert!(b.iter().all(|&x| x == 7));
+                s2.fetch_add(b.len(), Ordering::SeqCst);
+            })
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev:?}");
+                e.fetch_add(1, Ordering::SeqCst);
+                c.store(seen.load(Ordering::SeqCst), Ordering::SeqCst);
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(eofs.load(Ordering::SeqCst), 1);
+    assert_eq!(counted_at_eof.load(Ordering::SeqCst), TOTAL);
+}
+
+#[test]
+fn pause_and_resume_reading() {
+    // The server sends to the paused client; then a second connection does
+    // a whole round trip through the reactor. The client's bytes were in
+    // its kernel buffer before that probe even connected, so a client that
+    // did not honour the pause would have read them by the time the probe's
+    // answer arrives. Only then is the client resumed.
+    let reads_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let buffered_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (rwp, bwp, g) = (reads_while_paused.clone(), buffered_while_paused.clone(), got.clone());
+    run_loop(move || {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let client: Arc<Mutex<Option<TcpSocket>>> = Arc::default();
+        let probe_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r1, r2, c1) = (reads.clone(), reads.clone(), client.clone());
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |sock, data| match &data.into_bytes()[..] {
+                b"go" => sock.write(b"while paused").unwrap(),
+                _ => sock.write(b"ack").unwrap(),
+            })
+            .write_cb(move |sock| {
+                // Once "while paused" is with the kernel: start the probe.
+                if probe_started.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let (c1, r1, rwp, bwp) = (c1.clone(), r1.clone(), rwp.clone(), bwp.clone());
+                tcp_connect("127.0.0.1", sock.local_addr().unwrap().port())
+                    .data("probe")
+                    .read_cb(move |probe, _| {
+                        let client = c1.lock().unwrap().clone().unwrap();
+                        assert!(client.is_reading_paused());
+                        rwp.store(r1.load(Ordering::SeqCst), Ordering::SeqCst);
+                        bwp.store(client.bytes_read() as usize, Ordering::SeqCst);
+                        client.resume_reading();
+                        probe.close();
+                    })
+                    .spawn()
+                    .unwrap();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        let sock = tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| {
+                sock.pause_reading();
+                sock.write(b"go").unwrap();
+            })
+            .read_cb(move |sock, data| {
+                r2.fetch_add(1, Ordering::SeqCst);
+                g.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if g.lock().unwrap().len() == 12 {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+        *client.lock().unwrap() = Some(sock);
+    })
+    .unwrap();
+    assert_eq!(reads_while_paused.load(Ordering::SeqCst), 0, "no read_cb while paused");
+    assert_eq!(
+        buffered_while_paused.load(Ordering::SeqCst),
+        0,
+        "nothing read from the kernel while paused"
+    );
+    assert_eq!(got.lock().unwrap().as_slice(), b"while paused");
+}
+
+/// A drained read that fills its 64 KiB buffer is followed by more reads in
+/// the same turn; pausing in `read_cb` stops them at once. The client
+/// pauses on its first full read, while most of a megabyte is still in its
+/// kernel buffer; a probe connection's round trip through the reactor then
+/// comes after anything the paused turn could have read, and finds no new
+/// `read_cb` call. Every byte arrives, in order, after the resume.
+#[test]
+fn pausing_in_read_cb_stops_the_reads_of_its_turn() {
+    const TOTAL: usize = 1024 * 1024;
+    const FULL: usize = 64 * 1024;
+    let byte = |i: usize| (i % 251) as u8;
+    let calls_while_paused = Arc::new(AtomicUsize::new(usize::MAX));
+    let got = Arc::new(AtomicUsize::new(0));
+    let (cwp, g) = (calls_while_paused.clone(), got.clone());
+    run_loop(move || {
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(move |sock| {
+                if first.swap(false, Ordering::SeqCst) {
+                    let data: Vec<u8> = (0..TOTAL).map(byte).collect();
+                    sock.write_bytes(data).unwrap();
+                    sock.close();
+                }
+            })
+            .read_cb(|sock, _| sock.write(b"pong").unwrap())
+            .spawn()
+            .unwrap();
+        let port = server.local_addr().port();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let paused_once = std::sync::atomic::AtomicBool::new(false);
+        tcp_connect("127.0.0.1", port)
+            .read_cb(move |sock, data| {
+                let calls_now = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let data = data.into_bytes();
+                let at = g.fetch_add(data.len(), Ordering::SeqCst);
+                assert!(
+                    data.iter().enumerate().all(|(k, b)| *b == byte(at + k)),
+                    "bytes out of order"
+                );
+                if data.len() >= FULL && !paused_once.swap(true, Ordering::SeqCst) {
+                    sock.pause_reading();
+                    let (client, calls, cwp) = (sock.clone(), calls.clone(), cwp.clone());
+                    tcp_connect("127.0.0.1", port)
+                        .connect_cb(|probe| probe.write(b"ping").unwrap())
+                        .read_cb(move |probe, _| {
+                            cwp.store(calls.load(Ordering::SeqCst) - calls_now, Ordering::SeqCst);
+                            client.resume_reading();
+                            probe.close();
+                        })
+                        .spawn()
+                        .unwrap();
+                }
+            })
+            .event_cb({
+                let server = server.clone();
+                move |_| server.close()
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(
+        calls_while_paused.load(Ordering::SeqCst),
+        0,
+        "no read_cb after the one that paused, until the resume"
+    );
+    assert_eq!(got.load(Ordering::SeqCst), TOTAL);
 }

@@ -3,11 +3,20 @@
 
 mod common;
 
+use std::io::Read;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use futures_lite::future::{poll_once, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, TcpStream};
+use streamish::{
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, TcpStream, tcp_connect,
+    tcp_server,
+};
 
-use common::{assert_closed, pair, pattern_at, run};
+use common::{LIMIT, Slot, assert_closed, pair, pattern_at, run, run_loop};
 
 #[test]
 fn write_sequence_after_close_fails_with_closed() {
@@ -229,4 +238,147 @@ fn force_output_sends_all_the_kernel_takes() {
         let sent = QUEUED - client.queued();
         assert!(sent > 128 * 1024, "force_output sent only {sent} bytes");
     });
+}
+
+/// `clear_output` (here through a stream over a callback connection's
+/// socket) empties the queue, and a write made after it from outside a
+/// callback (a task on the loop) still goes out, even when the driver ran
+/// in between and found nothing to send: the small-write fast path must
+/// not take it for a write joining a queue whose flush is coming.
+#[test]
+fn a_write_after_clear_output_still_goes_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // A deadline, not a wait: the bytes come at once or not at all.
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while !got.ends_with(b"tail") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got // dropped here: the client reads end of file and its loop ends
+    });
+    run_loop(move || {
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(|sock| {
+                let sock = sock.clone();
+                // A stream over the socket, for `clear_output`.
+                let mut stream = streamish::TcpStream::from(sock.clone());
+                streamish::spawn(async move {
+                    sock.write(b"x")?; // wakes the driver; small writes may now join
+                    stream.clear_output(); // gone before the driver runs
+                    for _ in 0..4 {
+                        // The driver runs and finds nothing to send.
+                        futures_lite::future::yield_now().await;
+                    }
+                    sock.write(b"tail")
+                })
+                .unwrap();
+            })
+            .read_cb(|_, _| {})
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(
+        peer.join().unwrap(),
+        b"tail",
+        "the cleared byte is gone, the later write arrives"
+    );
+}
+
+/// cl-async: "write sequence with start/end" ("abcdef").
+#[test]
+fn write_sequence_with_start_and_end() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        let mut stream = tcp_connect("127.0.0.1", server.local_addr().port())
+            .spawn_stream()
+            .unwrap();
+        stream.write_subsequence(b"abcdef", 1, Some(3)).unwrap(); // "bc"
+        stream.write_subsequence(b"abcdef", 4, None).unwrap(); // "ef"
+        assert!(stream.write_subsequence(b"abcdef", 5, Some(2)).is_err());
+        stream.write_sequence(b"").unwrap();
+        stream.socket().close();
+    })
+    .unwrap();
+    assert_eq!(got.lock().unwrap().as_slice(), b"bcef");
+}
+
+#[test]
+fn writes_before_connect_go_out_after_data_in_order() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        let sock = tcp_connect("localhost", server.local_addr().port())
+            .data("1-data ")
+            .data(Bytes::from(vec![b'x'; 10_000]))
+            .spawn()
+            .unwrap();
+        assert!(!sock.is_connected(), "tcp_connect returns before the connection is up");
+        sock.write(b" 2-write").unwrap();
+        sock.write_bytes(Bytes::from_static(b" 3-bytes")).unwrap();
+        sock.close(); // graceful: everything queued still goes out
+        assert!(sock.write(b"late").is_err(), "writes after close are refused");
+    })
+    .unwrap();
+    let mut want = b"1-data ".to_vec();
+    want.extend(vec![b'x'; 10_000]);
+    want.extend(b" 2-write 3-bytes");
+    assert_eq!(*got.lock().unwrap(), want);
+}
+
+#[test]
+fn write_cb_fires_once_per_drain_and_writes_in_a_callback_coalesce() {
+    let drains = Arc::new(AtomicUsize::new(0));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (d, g) = (drains.clone(), got.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |_, data| g.lock().unwrap().extend_from_slice(&data.into_bytes()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .connect_cb(|sock| {
+                // Ten writes in one callback: one flush, one drain.
+                for i in 0..10u8 {
+                    sock.write(&[b'0' + i]).unwrap();
+                }
+            })
+            .write_cb(move |sock| {
+                if d.fetch_add(1, Ordering::SeqCst) == 0 {
+                    sock.write(b"!").unwrap();
+                } else {
+                    sock.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(drains.load(Ordering::SeqCst), 2);
+    assert_eq!(got.lock().unwrap().as_slice(), b"0123456789!");
 }

@@ -369,6 +369,40 @@ impl Events {
     }
 }
 
+/// A server's handle, for callbacks made before the server exists.
+#[derive(Clone, Default)]
+pub struct Slot(pub Arc<OnceLock<streamish::TcpServerHandle>>);
+
+impl Slot {
+    pub fn fill(&self, server: &streamish::TcpServerHandle) {
+        self.0.set(server.clone()).unwrap();
+    }
+
+    /// An `event_cb` that closes the server when a connection ends.
+    pub fn close_on_eof(&self) -> impl Fn(Event) + Send + Sync + 'static {
+        let slot = self.clone();
+        move |ev| {
+            assert!(matches!(ev, Event::Eof { .. }), "unexpected {ev:?}");
+            slot.0.get().unwrap().close();
+        }
+    }
+}
+
+/// A log of what callbacks saw, in order.
+pub type Log = Arc<Mutex<Vec<String>>>;
+
+pub fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+pub fn push(log: &Log, s: impl Into<String>) {
+    log.lock().unwrap().push(s.into());
+}
+
+pub fn events(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
 /// Counts calls.
 #[derive(Clone, Default)]
 pub struct Counter(Arc<AtomicUsize>);
