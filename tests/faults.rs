@@ -73,94 +73,99 @@ fn one_event(events: &Events) -> Event {
     evs.pop().unwrap()
 }
 
-// ---------------------------------------------------------------- refused
+/// The two faces a failure is checked on.
+#[derive(Clone, Copy)]
+enum Face {
+    Await,
+    Callback,
+}
 
-#[test]
-fn refused_await() {
+/// Connects to `host:port`, which must fail, on `face`, and returns what
+/// the failure reports. The await face checks the error's kind; the
+/// callback face that exactly one event came, that its socket is closed
+/// and that `connect_cb` never ran.
+fn failed_connect(face: Face, host: &'static str, port: u16, kind: io::ErrorKind) -> Event {
+    match face {
+        Face::Await => {
+            let err = run(TcpStream::connect((host, port))).unwrap_err();
+            assert_eq!(err.kind(), kind, "{err}");
+            Event::from(err)
+        }
+        Face::Callback => {
+            let events = Events::default();
+            let connected = Counter::default();
+            let (ev, c) = (events.clone(), connected.clone());
+            run_loop(move || {
+                tcp_connect(host, port)
+                    .data("never sent")
+                    .connect_cb(c.socket_cb())
+                    .event_cb(ev.cb())
+                    .spawn()
+                    .map(drop)
+            })
+            .unwrap();
+            let ev = one_event(&events);
+            let socket = ev.socket().expect("the event carries the socket");
+            assert!(socket.is_closed(), "after an error event the socket is closed");
+            assert_eq!(connected.get(), 0);
+            ev
+        }
+    }
+}
+
+fn refused(face: Face) {
     fd_checked(|| {
         let port = refused_port();
-        let err = run(TcpStream::connect(("127.0.0.1", port))).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        let ev = failed_connect(face, "127.0.0.1", port, io::ErrorKind::ConnectionRefused);
+        assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
         assert!(
-            err.to_string().contains(&port.to_string()),
-            "the error names the address: {err}"
+            ev.to_string().contains(&port.to_string()),
+            "the error names the address: {ev}"
         );
-        assert!(matches!(Event::from(err), Event::Refused { .. }));
     })
 }
 
 #[test]
-fn refused_callback() {
-    fd_checked(|| {
-        let port = refused_port();
-        let events = Events::default();
-        let connected = Counter::default();
-        let (ev, c) = (events.clone(), connected.clone());
-        run_loop(move || {
-            tcp_connect("127.0.0.1", port)
-                .data("never sent")
-                .connect_cb(c.socket_cb())
-                .event_cb(ev.cb())
-                .spawn()
-                .map(drop)
-        })
-        .unwrap();
-        let ev = one_event(&events);
-        assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
-        let socket = ev.socket().expect("the event carries the socket");
-        assert!(socket.is_closed(), "after an error event the socket is closed");
-        assert_eq!(connected.get(), 0);
-        drop(ev);
+fn refused_await() {
+    refused(Face::Await);
+}
 
-        // As a Driver on the caller's executor, with no event_cb: the
-        // driver's result is the error.
-        let (socket, driver) = tcp_connect("127.0.0.1", port).start().unwrap();
+#[test]
+fn refused_callback() {
+    refused(Face::Callback);
+}
+
+/// As a Driver on the caller's executor, with no event_cb: the driver's
+/// result is the error.
+#[test]
+fn refused_driver_without_event_cb() {
+    fd_checked(|| {
+        let (socket, driver) = tcp_connect("127.0.0.1", refused_port()).start().unwrap();
         let err = run(driver).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
         assert!(socket.is_closed());
     })
 }
 
-// ---------------------------------------------------------------- dns
-
 const NO_SUCH_HOST: &str = "nonexistent.invalid";
+
+fn dns_failure(face: Face) {
+    fd_checked(
+        || match failed_connect(face, NO_SUCH_HOST, 80, io::ErrorKind::NotFound) {
+            Event::Dns { host, .. } => assert_eq!(host, NO_SUCH_HOST),
+            other => panic!("expected a DNS error, got {other:?}"),
+        },
+    )
+}
 
 #[test]
 fn dns_failure_await() {
-    fd_checked(|| {
-        let err = run(TcpStream::connect((NO_SUCH_HOST, 80))).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
-        match Event::from(err) {
-            Event::Dns { host, .. } => assert_eq!(host, NO_SUCH_HOST),
-            other => panic!("expected a DNS error, got {other:?}"),
-        }
-    })
+    dns_failure(Face::Await);
 }
 
 #[test]
 fn dns_failure_callback() {
-    fd_checked(|| {
-        let events = Events::default();
-        let connected = Counter::default();
-        let (ev, c) = (events.clone(), connected.clone());
-        run_loop(move || {
-            tcp_connect(NO_SUCH_HOST, 80)
-                .connect_cb(c.socket_cb())
-                .event_cb(ev.cb())
-                .spawn()
-                .map(drop)
-        })
-        .unwrap();
-        let ev = one_event(&events);
-        match &ev {
-            Event::Dns { host, socket, .. } => {
-                assert_eq!(host, NO_SUCH_HOST);
-                assert!(socket.as_ref().expect("DNS errors carry the socket too").is_closed());
-            }
-            other => panic!("expected a DNS error, got {other:?}"),
-        }
-        assert_eq!(connected.get(), 0);
-    })
+    dns_failure(Face::Callback);
 }
 
 // ---------------------------------------------------------------- reset by the peer
