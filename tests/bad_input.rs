@@ -1,7 +1,7 @@
 //! Bad input: each gives a clear error (or a well-defined answer), never a
 //! panic or a hang.
 
-mod fault_kit;
+mod common;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -15,7 +15,7 @@ use streamish::{
     ReadData, TcpListener, TcpSocket, TcpStream, tcp_connect, tcp_server, with_event_loop,
 };
 
-use fault_kit::*;
+use common::*;
 
 fn invalid(res: io::Result<impl std::fmt::Debug>, says: &str) {
     let err = res.expect_err("bad input must be refused");
@@ -30,7 +30,7 @@ fn invalid(res: io::Result<impl std::fmt::Debug>, says: &str) {
 
 #[test]
 fn empty_host_is_invalid_input() {
-    block_on(async {
+    run(async {
         invalid(TcpStream::connect(("", 80)).await, "empty host");
         invalid(TcpStream::connect(("  ", 80)).await, "empty host");
         invalid(TcpStream::connect(("[]", 80)).await, "empty host");
@@ -52,7 +52,7 @@ fn empty_host_is_invalid_input() {
 
 #[test]
 fn port_zero_connect_is_invalid_input() {
-    block_on(async {
+    run(async {
         invalid(TcpStream::connect("127.0.0.1:0").await, "port 0");
         invalid(TcpStream::connect(("::1", 0)).await, "port 0");
         invalid(TcpStream::connect(("localhost", 0)).await, "port 0");
@@ -96,7 +96,7 @@ fn zero_timeouts_are_invalid_input() {
     assert!(tcp_connect("127.0.0.1", 1).read_timeout(None).start().is_ok());
 
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let socket = block_on(TcpStream::connect(server.local_addr())).unwrap().into_socket();
+    let socket = run(TcpStream::connect(server.local_addr())).unwrap().into_socket();
     invalid(socket.set_timeouts(Some(zero), None), "zero");
     invalid(socket.set_timeouts(None, Some(zero)), "zero");
     assert_eq!(socket.timeouts(), (None, None), "a refused change changes nothing");
@@ -117,7 +117,7 @@ fn max_timeouts_accepted_never_fire() {
     let reference = Events::default();
     let (ev, ev_check, rf) = (events.clone(), events.clone(), reference.clone());
     let accept = thread::spawn(move || {
-        block_on(async {
+        run(async {
             let mut peers = Vec::new();
             for _ in 0..2 {
                 peers.push(server.accept().await.unwrap().0);
@@ -166,7 +166,7 @@ fn max_timeouts_accepted_never_fire() {
 #[test]
 fn zero_length_reads_and_writes() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    block_on(async {
+    run(async {
         let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
         let (mut peer, _) = server.accept().await.unwrap();
         // Reads into nothing answer 0 at once and are not end of file.
@@ -209,7 +209,7 @@ fn zero_length_reads_and_writes() {
         .start()
         .unwrap();
     socket.write(b"").unwrap();
-    block_on(async {
+    run(async {
         let peer = async {
             let (mut peer, _) = server.accept().await.unwrap();
             let mut got = Vec::new();
@@ -234,7 +234,7 @@ fn reading_after_eof() {
         s.shutdown(Shutdown::Write).unwrap();
         let _ = s.read(&mut [0u8; 8]);
     });
-    block_on(async {
+    run(async {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut got = Vec::new();
         s.read_to_end(&mut got).await.unwrap();
@@ -288,7 +288,7 @@ fn sigpipe_child() {
     // The await face: every write path (queued, direct, flush, close).
     for direct in [false, true] {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
             drop(server.accept().await.unwrap());
             let chunk = vec![1u8; if direct { 256 * 1024 } else { 100 }];
@@ -341,7 +341,7 @@ fn sigpipe_child() {
         .event_cb(events.cb())
         .start()
         .unwrap();
-    block_on(async {
+    run(async {
         let closer = async {
             drop(server.accept().await.unwrap());
         };
@@ -368,7 +368,7 @@ fn socket_used_from_another_thread() {
     let events = Events::default();
     let (ev, e2) = (events.clone(), echoed.clone());
     let writer = thread::spawn(move || {
-        let socket = rx.recv_timeout(WATCHDOG).unwrap();
+        let socket = rx.recv_timeout(LIMIT).unwrap();
         socket.set_timeouts(Some(Duration::from_secs(30)), None).unwrap();
         socket.pause_reading();
         socket.resume_reading();

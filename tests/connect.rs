@@ -6,15 +6,18 @@ mod common;
 use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use streamish::{
     AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, DEFAULT_BACKLOG, Event, TcpInputStream,
-    TcpListener, TcpOutputStream, TcpSocket, TcpStream,
+    TcpListener, TcpOutputStream, TcpSocket, TcpStream, tcp_connect, tcp_server,
 };
 
-use common::run;
+use common::{Slot, events, log, push, run, run_loop};
 
 /// One byte each way between a fresh client and the connection the server
 /// accepts for it; checks that the addresses on both ends agree.
@@ -216,9 +219,7 @@ fn an_unresolvable_name_is_a_dns_event() {
     });
 }
 
-// ---------------------------------------------------------------------------
 // The server.
-// ---------------------------------------------------------------------------
 
 #[test]
 fn server_on_port_zero_tells_its_address() {
@@ -381,9 +382,7 @@ fn incoming_yields_connections() {
     });
 }
 
-// ---------------------------------------------------------------------------
 // Conversions and the socket's accessors.
-// ---------------------------------------------------------------------------
 
 async fn roundtrip(a: &mut (impl AsyncInputStream + AsyncOutputStream + Unpin), b: &mut TcpStream, tag: &[u8]) {
     a.write_sequence(tag).unwrap();
@@ -497,4 +496,202 @@ fn addresses_nodelay_and_counters() {
         let err = socket.peer_addr().unwrap_err();
         assert!(matches!(Event::from(err), Event::Closed { .. }));
     });
+}
+
+/// cl-async: "simple client/server" ("hai hai" / "thxlol thxlol").
+fn simple_client_server(host: &'static str) {
+    let server_got = Arc::new(Mutex::new(Vec::new()));
+    let client_got = Arc::new(Mutex::new(Vec::new()));
+    let (sg, cg) = (server_got.clone(), client_got.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(move |sock, data| {
+                sg.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if sg.lock().unwrap().as_slice() == b"hai hai" {
+                    sock.write(b"thxlol thxlol").unwrap();
+                }
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect(host, server.local_addr().port())
+            .data("hai hai")
+            .read_cb(move |sock, data| {
+                cg.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if cg.lock().unwrap().as_slice() == b"thxlol thxlol" {
+                    sock.close();
+                    srv.close();
+                }
+            })
+            .event_cb(|ev| assert!(!ev.is_error(), "unexpected {ev:?}"))
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(server_got.lock().unwrap().as_slice(), b"hai hai");
+    assert_eq!(client_got.lock().unwrap().as_slice(), b"thxlol thxlol");
+}
+
+#[test]
+fn simple_client_server_ip() {
+    simple_client_server("127.0.0.1");
+}
+
+#[test]
+fn simple_client_server_localhost() {
+    simple_client_server("localhost");
+}
+
+/// cl-async: "connect fail": one `tcp-refused`, with the socket attached,
+/// and pre-connect writes still visible as queued, not silently gone.
+#[test]
+fn connect_refused_is_one_event_with_queued_writes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = log();
+    let queued_at_event = Arc::new(AtomicUsize::new(0));
+    let (l, q) = (log.clone(), queued_at_event.clone());
+    run_loop(move || {
+        let sock = tcp_connect("127.0.0.1", port)
+            .data("first")
+            .event_cb(move |ev| {
+                assert!(ev.socket().is_some(), "the event carries its socket");
+                q.store(ev.socket().unwrap().queued(), Ordering::SeqCst);
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+        sock.write(b"second").unwrap();
+    })
+    .unwrap();
+    assert_eq!(events(&log), ["tcp-refused"]);
+    assert_eq!(queued_at_event.load(Ordering::SeqCst), "firstsecond".len());
+}
+
+#[test]
+fn connect_refused_without_event_cb_ends_the_driver_with_the_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (socket, driver) = tcp_connect("127.0.0.1", port).start().unwrap();
+    let err = async_io::block_on(driver).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(matches!(Event::from(err), Event::Refused { socket: Some(_), .. }));
+    assert!(socket.is_closed());
+}
+
+#[test]
+fn dns_failure_is_one_dns_event_with_its_socket() {
+    let log = log();
+    let l = log.clone();
+    run_loop(move || {
+        tcp_connect("nonexistent.invalid", 80)
+            .event_cb(move |ev| {
+                assert!(ev.socket().is_some());
+                if let Event::Dns { host, .. } = &ev {
+                    assert_eq!(host, "nonexistent.invalid");
+                }
+                push(&l, ev.name());
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(events(&log), ["dns-error"]);
+}
+
+#[test]
+fn tcp_connect_binds_the_client_first() {
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let seen = log();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    run_loop(move || {
+        let slot = Slot::default();
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(move |sock| push(&s1, sock.peer_addr().unwrap().to_string()))
+            .read_cb(|sock, _| sock.close())
+            .spawn()
+            .unwrap();
+        slot.fill(&server);
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .bind(local)
+            .data("hai")
+            .connect_cb(move |sock| push(&s2, sock.local_addr().unwrap().to_string()))
+            .event_cb(slot.close_on_eof())
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    let mut seen = events(&seen);
+    seen.sort();
+    assert_eq!(seen, [local.to_string(), local.to_string()]);
+}
+
+#[test]
+fn tcp_connect_bound_to_an_address_in_use_is_an_address_in_use_event() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let log = log();
+    let l = log.clone();
+    let socket = run_loop(move || {
+        tcp_connect("127.0.0.1", addr.port())
+            .bind(addr)
+            .event_cb(move |ev| push(&l, ev.name()))
+            .spawn()
+    })
+    .unwrap();
+    assert_eq!(events(&log), ["socket-address-in-use"]);
+    let err = socket.write(b"late").unwrap_err();
+    assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
+}
+
+#[test]
+fn bad_options_fail_at_once() {
+    let err = tcp_connect("", 80).start().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_connect("127.0.0.1", 0).start().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_connect("127.0.0.1", 80)
+        .read_timeout(Duration::ZERO)
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = tcp_server("", 0).start(drop).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "an empty bind host");
+    let err = tcp_connect("127.0.0.1", 80).spawn().unwrap_err();
+    assert!(err.to_string().contains("with_event_loop"), "{err}");
+}
+
+#[test]
+fn socket_data_pairs_sockets() {
+    #[derive(Debug)]
+    struct Tag(&'static str);
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .connect_cb(|sock| sock.set_data(Tag("accepted")))
+            .read_cb(move |sock, _| {
+                *s.lock().unwrap() = sock.data::<Tag>().map(|t| t.0);
+                sock.close();
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .data("x")
+            .event_cb(move |_| srv.close())
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some("accepted"));
 }

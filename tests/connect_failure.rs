@@ -2,7 +2,6 @@
 //! its stream or socket fail with the connect's event, not `Closed`.
 
 mod common;
-mod fault_kit;
 
 use std::io;
 use std::net::TcpListener;
@@ -10,7 +9,7 @@ use std::net::TcpListener;
 use futures_lite::AsyncReadExt;
 use streamish::{AsyncInputStream, Event, TcpStream, tcp_connect};
 
-use fault_kit::run_loop;
+use common::run_loop;
 
 fn refused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

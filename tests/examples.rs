@@ -7,18 +7,17 @@
 //! [`LIMIT`], and is killed when its test ends, passed or failed.
 #![cfg(unix)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// How long any one process may run before its watchdog kills it.
-const LIMIT: Duration = Duration::from_secs(20);
-/// How long a test's own socket operations may block.
-const IO_LIMIT: Duration = Duration::from_secs(10);
+use common::LIMIT;
 
 /// The path of a built example, built if need be.
 ///
@@ -261,28 +260,14 @@ fn one_line(stderr: &str) -> &str {
 /// A std client with bounded blocking.
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    s.set_read_timeout(Some(IO_LIMIT)).unwrap();
-    s.set_write_timeout(Some(IO_LIMIT)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.set_write_timeout(Some(LIMIT)).unwrap();
     s
 }
 
-/// A port on 127.0.0.1 that nobody listens on (it was free a moment ago).
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// `len` pseudo-random bytes (xorshift), different for each `seed`.
+/// `len` pseudo-random bytes, different for each `seed`.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::Rng::new(seed).bytes(len)
 }
 
 /// Sends `msg` from a writer thread while reading its echo here (so a big
@@ -310,7 +295,7 @@ fn read_to_eof(mut stream: &TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(got)
 }
 
-/// Accepts one connection, bounded by [`IO_LIMIT`].
+/// Accepts one connection, bounded by [`LIMIT`].
 fn accept(listener: &TcpListener) -> TcpStream {
     let listener = listener.try_clone().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -318,11 +303,11 @@ fn accept(listener: &TcpListener) -> TcpStream {
         let _ = tx.send(listener.accept());
     });
     let (s, _) = rx
-        .recv_timeout(IO_LIMIT)
+        .recv_timeout(LIMIT)
         .expect("no connection came in time")
         .expect("accept");
-    s.set_read_timeout(Some(IO_LIMIT)).unwrap();
-    s.set_write_timeout(Some(IO_LIMIT)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.set_write_timeout(Some(LIMIT)).unwrap();
     s
 }
 
@@ -398,7 +383,7 @@ fn tcp_client_fetches_a_path_from_python_http_server() {
 
 #[test]
 fn tcp_client_reports_a_refused_connection_in_one_line() {
-    let out = run("tcp_client", &["127.0.0.1", &closed_port().to_string()]);
+    let out = run("tcp_client", &["127.0.0.1", &common::refused_port().to_string()]);
     assert_eq!(out.status.code(), Some(1), "stderr {:?}", out.stderr);
     assert_eq!(out.stdout, "");
     let line = one_line(&out.stderr);
@@ -643,7 +628,7 @@ fn simple_proxy_prints_stats_every_2_seconds() {
 
 #[test]
 fn simple_proxy_resets_the_client_when_the_remote_refuses() {
-    let mut proxy = Proc::example("simple_proxy", &["0", "127.0.0.1", &closed_port().to_string()]);
+    let mut proxy = Proc::example("simple_proxy", &["0", "127.0.0.1", &common::refused_port().to_string()]);
     let addr = proxy.listening();
     let client = connect(addr);
     // Reset, or end of file if the reset raced the connection: never data.

@@ -8,13 +8,17 @@ mod common;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, mpsc};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpListener, TcpStream};
+use streamish::{
+    AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpListener, TcpStream, tcp_connect, tcp_server,
+};
 
-use common::{Rng, timeout};
+use common::{LIMIT, Rng, timeout};
 
 const ROUNDS: u32 = 16;
+
 const BULK: usize = 300 * 1024;
 
 /// The server side: on its first connection, answers requests with no
@@ -356,4 +360,152 @@ fn with_an_async_net_peer_under_smol() {
         assert!(got == data);
         echo.await.unwrap();
     }));
+}
+
+// ---- the same connections on executors the user already runs ----
+
+/// Starts an echo server with `spawner`, sends 1 MiB through a client
+/// driven the same way, and returns what came back.
+fn echo_exchange(spawner: impl Fn(streamish::Driver) + Send + Sync + Clone + 'static) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    let server = tcp_server("127.0.0.1", 0)
+        .read_cb(|sock, data| {
+            sock.write_bytes(data.into_bytes()).unwrap();
+        })
+        .start(spawner.clone())
+        .unwrap();
+    let g = got.clone();
+    let n = payload.len();
+    let (_, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
+        .data(payload.clone())
+        .read_cb(move |sock, data| {
+            let mut g = g.lock().unwrap();
+            g.extend_from_slice(&data.into_bytes());
+            if g.len() == n {
+                sock.close();
+            }
+        })
+        .start()
+        .unwrap();
+    spawner(streamish::Driver::new(async move {
+        let res = driver.await;
+        done_tx.send(res.is_ok()).unwrap();
+        Ok(())
+    }));
+    assert!(done_rx.recv_timeout(LIMIT).unwrap(), "the client driver failed");
+    server.close();
+    let got = got.lock().unwrap().clone();
+    (payload, got)
+}
+
+#[test]
+fn runs_on_smol() {
+    let (sent, got) = echo_exchange(|d| smol::spawn(d).detach());
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_async_executor_with_two_threads() {
+    let ex = Arc::new(async_executor::Executor::new());
+    let (stop_tx, stop_rx) = async_channel_like();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let ex = ex.clone();
+            let stop = stop_rx.clone();
+            std::thread::spawn(move || async_io::block_on(ex.run(stop.wait())))
+        })
+        .collect();
+    let spawn_ex = ex.clone();
+    let (sent, got) = echo_exchange(move |d| spawn_ex.spawn(d).detach());
+    stop_tx.fire();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_tokio_current_thread() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    // A current-thread runtime runs tasks only while something blocks on it.
+    let (stop_tx, stop_rx) = async_channel_like();
+    let runner = std::thread::spawn(move || rt.block_on(stop_rx.wait()));
+    let (sent, got) = echo_exchange(move |d| {
+        handle.spawn(d);
+    });
+    stop_tx.fire();
+    runner.join().unwrap();
+    assert_eq!(sent, got);
+}
+
+#[test]
+fn runs_on_tokio_multi_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let (sent, got) = echo_exchange(move |d| {
+        handle.spawn(d);
+    });
+    assert_eq!(sent, got);
+}
+
+/// A one-shot "stop" signal any executor can await.
+fn async_channel_like() -> (Stop, Stop) {
+    let s = Stop(Arc::new(event_flag::Flag::default()));
+    (s.clone(), s)
+}
+
+#[derive(Clone)]
+struct Stop(Arc<event_flag::Flag>);
+
+impl Stop {
+    fn fire(&self) {
+        self.0.set();
+    }
+    async fn wait(self) {
+        self.0.wait().await
+    }
+}
+
+mod event_flag {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Poll, Waker};
+
+    #[derive(Default)]
+    pub struct Flag {
+        set: AtomicBool,
+        wakers: Mutex<Vec<Waker>>,
+    }
+
+    impl Flag {
+        pub fn set(&self) {
+            self.set.store(true, Ordering::SeqCst);
+            for w in self.wakers.lock().unwrap().drain(..) {
+                w.wake();
+            }
+        }
+
+        pub async fn wait(&self) {
+            futures_lite::future::poll_fn(|cx| {
+                if self.set.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                self.wakers.lock().unwrap().push(cx.waker().clone());
+                if self.set.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! Timeouts under test are short (100 ms) and only *that* they fire, and
 //! which clock, is asserted, never how long they took.
 
-mod fault_kit;
+mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -26,7 +26,7 @@ use streamish::{
     TcpStream, tcp_connect, tcp_server,
 };
 
-use fault_kit::*;
+use common::*;
 
 const MIB: usize = 1024 * 1024;
 const SHORT: Duration = Duration::from_millis(100);
@@ -55,7 +55,7 @@ fn idle_peer(listener: std::net::TcpListener) -> (mpsc::Sender<()>, thread::Join
     let (tx, rx) = mpsc::channel::<()>();
     let h = thread::spawn(move || {
         let (s, _) = listener.accept().unwrap();
-        let _ = rx.recv_timeout(WATCHDOG);
+        let _ = rx.recv_timeout(LIMIT);
         set_linger_zero(&s);
         drop(s);
     });
@@ -73,94 +73,99 @@ fn one_event(events: &Events) -> Event {
     evs.pop().unwrap()
 }
 
-// ---------------------------------------------------------------- refused
+/// The two faces a failure is checked on.
+#[derive(Clone, Copy)]
+enum Face {
+    Await,
+    Callback,
+}
 
-#[test]
-fn refused_await() {
+/// Connects to `host:port`, which must fail, on `face`, and returns what
+/// the failure reports. The await face checks the error's kind; the
+/// callback face that exactly one event came, that its socket is closed
+/// and that `connect_cb` never ran.
+fn failed_connect(face: Face, host: &'static str, port: u16, kind: io::ErrorKind) -> Event {
+    match face {
+        Face::Await => {
+            let err = run(TcpStream::connect((host, port))).unwrap_err();
+            assert_eq!(err.kind(), kind, "{err}");
+            Event::from(err)
+        }
+        Face::Callback => {
+            let events = Events::default();
+            let connected = Counter::default();
+            let (ev, c) = (events.clone(), connected.clone());
+            run_loop(move || {
+                tcp_connect(host, port)
+                    .data("never sent")
+                    .connect_cb(c.socket_cb())
+                    .event_cb(ev.cb())
+                    .spawn()
+                    .map(drop)
+            })
+            .unwrap();
+            let ev = one_event(&events);
+            let socket = ev.socket().expect("the event carries the socket");
+            assert!(socket.is_closed(), "after an error event the socket is closed");
+            assert_eq!(connected.get(), 0);
+            ev
+        }
+    }
+}
+
+fn refused(face: Face) {
     fd_checked(|| {
         let port = refused_port();
-        let err = block_on(TcpStream::connect(("127.0.0.1", port))).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        let ev = failed_connect(face, "127.0.0.1", port, io::ErrorKind::ConnectionRefused);
+        assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
         assert!(
-            err.to_string().contains(&port.to_string()),
-            "the error names the address: {err}"
+            ev.to_string().contains(&port.to_string()),
+            "the error names the address: {ev}"
         );
-        assert!(matches!(Event::from(err), Event::Refused { .. }));
     })
 }
 
 #[test]
-fn refused_callback() {
-    fd_checked(|| {
-        let port = refused_port();
-        let events = Events::default();
-        let connected = Counter::default();
-        let (ev, c) = (events.clone(), connected.clone());
-        run_loop(move || {
-            tcp_connect("127.0.0.1", port)
-                .data("never sent")
-                .connect_cb(c.socket_cb())
-                .event_cb(ev.cb())
-                .spawn()
-                .map(drop)
-        })
-        .unwrap();
-        let ev = one_event(&events);
-        assert!(matches!(ev, Event::Refused { .. }), "{ev:?}");
-        let socket = ev.socket().expect("the event carries the socket");
-        assert!(socket.is_closed(), "after an error event the socket is closed");
-        assert_eq!(connected.get(), 0);
-        drop(ev);
+fn refused_await() {
+    refused(Face::Await);
+}
 
-        // As a Driver on the caller's executor, with no event_cb: the
-        // driver's result is the error.
-        let (socket, driver) = tcp_connect("127.0.0.1", port).start().unwrap();
-        let err = block_on(driver).unwrap_err();
+#[test]
+fn refused_callback() {
+    refused(Face::Callback);
+}
+
+/// As a Driver on the caller's executor, with no event_cb: the driver's
+/// result is the error.
+#[test]
+fn refused_driver_without_event_cb() {
+    fd_checked(|| {
+        let (socket, driver) = tcp_connect("127.0.0.1", refused_port()).start().unwrap();
+        let err = run(driver).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
         assert!(socket.is_closed());
     })
 }
 
-// ---------------------------------------------------------------- dns
-
 const NO_SUCH_HOST: &str = "nonexistent.invalid";
+
+fn dns_failure(face: Face) {
+    fd_checked(
+        || match failed_connect(face, NO_SUCH_HOST, 80, io::ErrorKind::NotFound) {
+            Event::Dns { host, .. } => assert_eq!(host, NO_SUCH_HOST),
+            other => panic!("expected a DNS error, got {other:?}"),
+        },
+    )
+}
 
 #[test]
 fn dns_failure_await() {
-    fd_checked(|| {
-        let err = block_on(TcpStream::connect((NO_SUCH_HOST, 80))).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
-        match Event::from(err) {
-            Event::Dns { host, .. } => assert_eq!(host, NO_SUCH_HOST),
-            other => panic!("expected a DNS error, got {other:?}"),
-        }
-    })
+    dns_failure(Face::Await);
 }
 
 #[test]
 fn dns_failure_callback() {
-    fd_checked(|| {
-        let events = Events::default();
-        let connected = Counter::default();
-        let (ev, c) = (events.clone(), connected.clone());
-        run_loop(move || {
-            tcp_connect(NO_SUCH_HOST, 80)
-                .connect_cb(c.socket_cb())
-                .event_cb(ev.cb())
-                .spawn()
-                .map(drop)
-        })
-        .unwrap();
-        let ev = one_event(&events);
-        match &ev {
-            Event::Dns { host, socket, .. } => {
-                assert_eq!(host, NO_SUCH_HOST);
-                assert!(socket.as_ref().expect("DNS errors carry the socket too").is_closed());
-            }
-            other => panic!("expected a DNS error, got {other:?}"),
-        }
-        assert_eq!(connected.get(), 0);
-    })
+    dns_failure(Face::Callback);
 }
 
 // ---------------------------------------------------------------- reset by the peer
@@ -183,7 +188,7 @@ fn reset_mid_transfer_await() {
         let (listener, addr) = std_listener();
         let peer = resetting_peer(listener, 8 * MIB);
         let mut got = Vec::new();
-        let err = block_on(async {
+        let err = run(async {
             let mut s = TcpStream::connect(addr).await?;
             s.read_to_end(&mut got).await
         })
@@ -243,7 +248,7 @@ fn peer_eof_with_data_in_flight_await() {
     fd_checked(|| {
         let (listener, addr) = std_listener();
         let peer = sending_peer(listener, 4 * MIB + 7);
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
             let mut got = Vec::new();
             s.read_to_end(&mut got).await.unwrap();
@@ -338,7 +343,7 @@ fn read_timeout_callback() {
 fn read_timeout_await() {
     fd_checked(|| {
         let (listener, addr) = std_listener();
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
             let (mut peer, _) = listener.accept().unwrap();
             let mut buf = [0u8; 64];
@@ -406,12 +411,12 @@ fn write_stall_await() {
         let (go, rx) = mpsc::channel::<()>();
         let peer = thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            rx.recv_timeout(WATCHDOG).unwrap();
+            rx.recv_timeout(LIMIT).unwrap();
             let mut got = Vec::new();
             s.read_to_end(&mut got).unwrap();
             got
         });
-        let sent = block_on(async {
+        let sent = run(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
             let (high, _) = s.socket().water_marks();
             let chunk = 64 * 1024;
@@ -479,11 +484,11 @@ fn close_force_while_connecting_callback() {
                 .start()
                 .unwrap();
             if poll_first {
-                assert!(block_on(poll_once(&mut driver)).is_none(), "still connecting");
+                assert!(run(poll_once(&mut driver)).is_none(), "still connecting");
             }
             socket.close_force();
             assert!(socket.write(b"more").is_err(), "writes are refused once closed");
-            block_on(driver).unwrap();
+            run(driver).unwrap();
             let ev = one_event(&events);
             assert!(matches!(ev, Event::Canceled { .. }), "{ev:?}");
             assert_eq!(connected.get(), 0);
@@ -527,11 +532,11 @@ fn close_graceful_while_connecting_callback() {
                 .unwrap();
             socket.write(&pattern_at(100, 64 * 1024)).unwrap();
             if poll_first {
-                assert!(block_on(poll_once(&mut driver)).is_none(), "still connecting");
+                assert!(run(poll_once(&mut driver)).is_none(), "still connecting");
             }
             socket.close();
             assert_closed(socket.write(b"after close"));
-            block_on(driver).unwrap();
+            run(driver).unwrap();
             let (got, err) = join(peer);
             assert_eq!(err, None);
             assert_eq!(got.len(), 100 + 64 * 1024, "poll_first {poll_first}");
@@ -548,7 +553,7 @@ fn close_while_connecting_await() {
     fd_checked(|| {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut fut = Box::pin(TcpStream::connect(server.local_addr()));
-        let first = block_on(poll_once(&mut fut));
+        let first = run(poll_once(&mut fut));
         drop(fut);
         if let Some(res) = first {
             res.unwrap(); // connected at once: dropped like any stream
@@ -564,7 +569,7 @@ fn close_graceful_delivers_queued_await() {
     fd_checked(|| {
         let (listener, addr) = std_listener();
         let peer = reading_peer(listener);
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_sequence(&pattern_at(0, 4 * MIB)).unwrap();
             s.write_sequence(&pattern_at(4 * MIB as u64, 5)).unwrap();
@@ -620,7 +625,7 @@ fn close_force_drops_queued_await() {
             let err = s.read_to_end(&mut got).err().map(|e| e.kind());
             (got, err)
         });
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_sequence(&pattern_at(0, 64 * MIB)).unwrap();
             s.abort();
@@ -672,7 +677,7 @@ fn assert_closed(res: io::Result<impl std::fmt::Debug>) {
 fn write_after_close_await() {
     fd_checked(|| {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
-        block_on(async {
+        run(async {
             let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
             let (mut peer, _) = server.accept().await.unwrap();
             s.write_sequence(b"before").unwrap();
@@ -701,7 +706,7 @@ fn write_after_close_callback() {
         let kept: Arc<Mutex<Option<TcpSocket>>> = Arc::default();
         let k = kept.clone();
         let accept = thread::spawn(move || {
-            block_on(async {
+            run(async {
                 let (mut peer, _) = server.accept().await.unwrap();
                 let mut got = Vec::new();
                 peer.read_to_end(&mut got).await.unwrap();
@@ -805,13 +810,13 @@ fn emfile_child() {
         let mut fillers = fill_fds();
         fillers.pop(); // one descriptor for the client
         let mut client = std::net::TcpStream::connect(addr).unwrap();
-        let err = block_on(server.accept()).unwrap_err();
+        let err = run(server.accept()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
         assert!(is_emfile(&Event::from(err)));
         drop(fillers);
-        let (mut peer, _) = block_on(server.accept()).unwrap();
+        let (mut peer, _) = run(server.accept()).unwrap();
         client.write_all(b"ping").unwrap();
-        block_on(async {
+        run(async {
             let mut buf = [0u8; 4];
             peer.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"ping");

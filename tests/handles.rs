@@ -1,12 +1,12 @@
 //! Shared handles: a close from any handle, a dropped driver, operations
 //! after a close, and the bound on queued output.
 
-mod fault_kit;
+mod common;
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use fault_kit::{Events, block_on, fd_checked, join, run_loop, std_listener};
+use common::{Events, fd_checked, join, run, run_loop, std_listener};
 use std::future::Future;
 
 use futures_lite::future::zip;
@@ -28,7 +28,7 @@ fn close_from_another_thread_sends_queued_bytes_and_wakes_a_reader() {
     fd_checked(|| {
         let (listener, addr) = std_listener();
         let peer = reading_peer(listener);
-        let s = block_on(TcpStream::connect(addr)).unwrap();
+        let s = run(TcpStream::connect(addr)).unwrap();
         let socket = s.socket().clone();
         let (waiting, wait) = std::sync::mpsc::channel();
         // The reader runs on an executor that leaves the reactor to
@@ -62,7 +62,7 @@ fn a_dropped_driver_closes_its_connection_and_later_writes_fail() {
         let (listener, addr) = std_listener();
         let peer = reading_peer(listener);
         let (socket, driver) = tcp_connect("127.0.0.1", addr.port()).data("first").start().unwrap();
-        block_on(async {
+        run(async {
             let mut driver = Box::pin(driver);
             // Drive it until connected, then drop it (its task canceled).
             futures_lite::future::poll_fn(|cx| {
@@ -84,8 +84,8 @@ fn a_dropped_driver_closes_its_connection_and_later_writes_fail() {
 
 #[test]
 fn after_a_close_async_write_close_and_shutdown_write_fail_with_closed() {
-    let _fds = fault_kit::fd_lock();
-    block_on(async {
+    let _fds = common::fd_lock();
+    run(async {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, _peer) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let mut client = client.unwrap();
@@ -102,7 +102,7 @@ fn after_a_close_async_write_close_and_shutdown_write_fail_with_closed() {
 #[test]
 fn an_echo_server_against_a_client_that_never_reads_fails_with_queue_full() {
     const BOUND: usize = 1 << 20;
-    let _fds = fault_kit::fd_lock();
+    let _fds = common::fd_lock();
     let events = Events::default();
     let most = Arc::new(Mutex::new(0usize));
     let (ev, m) = (events.cb(), most.clone());
@@ -150,8 +150,8 @@ fn an_echo_server_against_a_client_that_never_reads_fails_with_queue_full() {
 
 #[test]
 fn write_past_the_bound_fails_and_a_zero_bound_is_refused() {
-    let _fds = fault_kit::fd_lock();
-    block_on(async {
+    let _fds = common::fd_lock();
+    run(async {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let (client, _peer) = zip(TcpStream::connect(server.local_addr()), server.accept()).await;
         let socket = client.unwrap().into_socket();
@@ -168,7 +168,7 @@ fn write_past_the_bound_fails_and_a_zero_bound_is_refused() {
 
 #[test]
 fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout() {
-    let _fds = fault_kit::fd_lock();
+    let _fds = common::fd_lock();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (accepted, accept) = std::sync::mpsc::channel();
@@ -180,10 +180,10 @@ fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout(
         let _ = released.recv();
         drop(s);
     });
-    let open = block_on(async move {
+    let open = run(async move {
         let s = TcpStream::connect(addr).await.unwrap();
         accept.recv().unwrap();
-        let open = fault_kit::open_fds();
+        let open = common::open_fds();
         s.socket()
             .set_timeouts(None, Some(std::time::Duration::from_millis(50)))
             .unwrap();
@@ -195,7 +195,7 @@ fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout(
     // out; nothing can be awaited for that, so look, boundedly.
     let mut left = open;
     for _ in 0..2_000 {
-        left = fault_kit::open_fds();
+        left = common::open_fds();
         if left < open {
             break;
         }

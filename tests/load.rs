@@ -17,7 +17,7 @@
 //! run one at a time, so one run's descriptors never count against
 //! another's limit or its leak check.
 
-mod fault_kit;
+mod common;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -33,7 +33,7 @@ use streamish::{
     AsyncStreamExt, Driver, TcpServerHandle, TcpSocket, TcpStream, process_stats, tcp_connect, tcp_server,
 };
 
-use fault_kit::*;
+use common::*;
 
 const FULL: usize = 5_000;
 const CONNECTING: usize = 256;
@@ -249,7 +249,7 @@ impl Pool {
                 return;
             }
             for t in tasks {
-                block_on(t).unwrap();
+                run(t).unwrap();
             }
         }
     }
@@ -283,8 +283,8 @@ fn echo_on_two_threads(want: usize) {
             }
             io::Result::Ok(())
         });
-        block_on(clients).unwrap();
-        block_on(finished.recv()).unwrap();
+        common::run(clients).unwrap();
+        common::run(finished.recv()).unwrap();
         pool.shut_down();
         check_run(&run);
         assert_eq!(process_stats(), Default::default(), "every connection counted closed");
@@ -365,7 +365,7 @@ fn soak_echo_memory_flat() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     // The run is timed; the watchdog only catches a hang after it.
-    let limit = Duration::from_secs(secs) + WATCHDOG;
+    let limit = Duration::from_secs(secs) + LIMIT;
     let watchdog = async move {
         Timer::after(limit).await;
         panic!("timed out: the soak did not finish within {limit:?}")

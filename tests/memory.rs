@@ -6,7 +6,7 @@
 //! yields to the executor a few times, so the writer runs far ahead of it
 //! and must be held back by the queue's high-water mark.
 
-mod fault_kit;
+mod common;
 
 use std::io;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use futures_lite::future::{yield_now, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{AsyncOutputStream, TcpListener, TcpStream, tcp_connect};
 
-use fault_kit::*;
+use common::*;
 
 const CHUNK: usize = 64 * 1024;
 const TOTAL: usize = 256 * 1024 * 1024;
@@ -53,7 +53,7 @@ async fn slow_reader(mut r: TcpStream) -> io::Result<()> {
 
 #[test]
 fn async_write_queue_bounded_256mib() {
-    block_on(async {
+    run(async {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut w = TcpStream::connect(server.local_addr()).await.unwrap();
         let (r, _) = server.accept().await.unwrap();
@@ -118,7 +118,7 @@ fn write_cb_writer_queue_bounded_256mib() {
         .start()
         .unwrap();
     let (high, _) = socket.water_marks();
-    block_on(async {
+    run(async {
         let reader = async {
             let (r, _) = server.accept().await?;
             slow_reader(r).await

@@ -7,7 +7,7 @@
 //! Each case sends at most 8 MiB; the case counts are modest so the file
 //! runs in seconds.
 
-mod fault_kit;
+mod common;
 
 use std::collections::VecDeque;
 use std::io;
@@ -22,7 +22,7 @@ use streamish::{
     TcpStream, tcp_connect, tcp_server,
 };
 
-use fault_kit::*;
+use common::*;
 
 const MAX_TOTAL: u64 = 8 * 1024 * 1024;
 
@@ -248,7 +248,7 @@ fn check(got: &[u8], sent: u64) -> Result<(), TestCaseError> {
 /// half-close (the peer then replies, proving the writer still reads) or
 /// a full close.
 fn await_to_await(ops: Vec<WOp>, end: End, reads: Vec<ROp>) -> Result<(), TestCaseError> {
-    let (sent, got, reply) = block_on(async {
+    let (sent, got, reply) = run(async {
         let server = TcpListener::bind("127.0.0.1:0")?;
         let mut c = TcpStream::connect(server.local_addr()).await?;
         let (mut p, _) = server.accept().await?;
@@ -360,7 +360,7 @@ fn callback_to_await(data: Vec<usize>, batches: Vec<Batch>, reads: Vec<ROp>) -> 
         .event_cb(events.cb())
         .start()
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let got = block_on(async {
+    let got = run(async {
         let reader = async {
             let (mut p, _) = server.accept().await?;
             let got = run_reader(&mut p, &reads).await?;
@@ -416,7 +416,7 @@ fn await_to_callback(ops: Vec<WOp>, half: bool, stream: bool, takes: Vec<(usize,
         .start(move |d| spawner.spawn(d).detach())
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let addr = server.local_addr();
-    let sent = block_on(ex.run(async {
+    let sent = run(ex.run(async {
         let mut c = TcpStream::connect(addr).await?;
         let sent = run_writer(&mut c, &ops).await?;
         if half {

@@ -2,15 +2,13 @@
 //! and what `tcp_server` binds to.
 
 mod common;
-mod fault_kit;
-
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use streamish::{AsyncStream, Event, TcpStream, tcp_server};
+use streamish::{AsyncInputStream, AsyncStream, Event, ReadData, TcpStream, tcp_connect, tcp_server};
 
-use fault_kit::run_loop;
+use common::{events, log, push, run_loop};
 
 /// Connects, checks one echo, then leaves: with a reset if `abort`.
 async fn echo_once(port: u16, msg: &[u8], abort: bool) -> std::io::Result<()> {
@@ -100,6 +98,96 @@ fn tcp_server_binds_host_names_as_tcp_listener_does() {
             server.close();
             Ok(())
         })
+    })
+    .unwrap();
+}
+
+/// cl-async: "server close": a closed server accepts no more connections;
+/// one already open goes on.
+#[test]
+fn server_close_stops_accepting_and_lets_open_connections_finish() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let log = log();
+    let (g, l) = (got.clone(), log.clone());
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .read_cb(|sock, data| {
+                sock.write_bytes(data.into_bytes()).unwrap();
+            })
+            .spawn()
+            .unwrap();
+        let port = server.local_addr().port();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", port)
+            .connect_cb(move |sock| {
+                // Connected: close the server, then talk on this connection.
+                srv.close();
+                assert!(srv.is_closed());
+                sock.write(b"still here").unwrap();
+            })
+            .read_cb(move |sock, data| {
+                g.lock().unwrap().extend_from_slice(&data.into_bytes());
+                if g.lock().unwrap().len() == 10 {
+                    sock.close();
+                    let l = l.clone();
+                    tcp_connect("127.0.0.1", port)
+                        .event_cb(move |ev| push(&l, ev.name()))
+                        .spawn()
+                        .unwrap();
+                }
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(got.lock().unwrap().as_slice(), b"still here");
+    assert_eq!(events(&log), ["tcp-refused"]);
+}
+
+/// cl-async: "server stream" ("HELLO!"): accepted sockets in stream mode.
+#[test]
+fn server_in_stream_mode_reads_through_the_stream() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    run_loop(move || {
+        let server = tcp_server("127.0.0.1", 0)
+            .stream(true)
+            .read_cb(move |sock, data| {
+                let ReadData::Stream(stream) = data else {
+                    panic!("stream mode gives the stream")
+                };
+                let mut buf = [0u8; 64];
+                let n = stream.read_sequence(&mut buf).unwrap();
+                g.lock().unwrap().extend_from_slice(&buf[..n]);
+                if g.lock().unwrap().as_slice() == b"HELLO!" {
+                    sock.close();
+                }
+            })
+            .spawn()
+            .unwrap();
+        let srv = server.clone();
+        tcp_connect("127.0.0.1", server.local_addr().port())
+            .data("HELLO!")
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev:?}");
+                srv.close();
+            })
+            .spawn()
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(got.lock().unwrap().as_slice(), b"HELLO!");
+}
+
+/// cl-async: "address in use": an error at once, not an event.
+#[test]
+fn server_address_in_use_fails_at_once() {
+    run_loop(move || {
+        let first = tcp_server("127.0.0.1", 0).spawn().unwrap();
+        let err = tcp_server("127.0.0.1", first.local_addr().port()).spawn().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(matches!(Event::from(err), Event::AddressInUse { .. }));
+        first.close();
     })
     .unwrap();
 }

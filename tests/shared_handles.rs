@@ -9,7 +9,6 @@ use std::io;
 use std::net::{Shutdown, TcpListener};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::thread;
@@ -19,30 +18,11 @@ use futures_lite::future::{block_on, poll_once};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpSocket, TcpStream, tcp_connect, tcp_server};
 
-use common::{LIMIT, Rng, pair, run};
+use common::{Rng, join, pair, run};
 
 const THREADS: usize = 8;
 const ITERATIONS: usize = 1_000;
 const OPS_PER_ITERATION: usize = 6;
-
-/// Runs `f` on a thread of its own and fails if it has not returned
-/// within [`LIMIT`]: a deadlocked thread cannot be stopped, but the test
-/// fails instead of hanging the suite.
-fn with_watchdog(f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-            if let Err(p) = handle.join() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("hung: not done within {LIMIT:?} (a deadlock between handles?)"),
-    }
-}
 
 /// One operation of a handle on `s`, chosen by `op`; whatever it returns
 /// is fine (the socket may be connecting, refused or closed), as long as
@@ -115,7 +95,9 @@ fn two_threads() -> (
 /// and `attach` / `release` take them the other way.
 #[test]
 fn every_handle_operation_from_eight_threads_against_connects_refusals_closes_and_drops() {
-    with_watchdog(|| {
+    // A deadlocked thread cannot be stopped, but `join` fails the test
+    // instead of hanging the suite.
+    join(thread::spawn(|| {
         let (ex, threads, stop) = two_threads();
         let spawn = {
             let ex = ex.clone();
@@ -203,7 +185,7 @@ fn every_handle_operation_from_eight_threads_against_connects_refusals_closes_an
             t.join().unwrap();
         }
         assert_eq!(done.load(Ordering::Relaxed), THREADS * ITERATIONS);
-    });
+    }));
 }
 
 /// A waker that counts how many of its clones are alive (its `Arc`'s

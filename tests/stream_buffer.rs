@@ -2,13 +2,12 @@
 //! again, and what is unread at end of file stays readable.
 
 mod common;
-mod fault_kit;
 
 use std::sync::{Arc, Mutex};
 
 use streamish::{AsyncInputStream, Event, ReadData, TcpStream, tcp_connect, tcp_server};
 
-use fault_kit::run_loop;
+use common::run_loop;
 
 const REPLY: usize = 10_000;
 
