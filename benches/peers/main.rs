@@ -397,7 +397,7 @@ fn print_targets(median: &Medians<'_>) {
         -1024.0,
     );
     println!();
-    println!("targets (issue 4):");
+    println!("targets:");
     for l in lines {
         println!("{l}");
     }
