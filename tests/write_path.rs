@@ -222,3 +222,39 @@ fn abort_after_a_write_in_the_same_turn_queues_nothing_more() {
         assert!(client.write_sequence(b"x").is_err());
     });
 }
+
+const EXIT_CHILD: &str = "STREAMISH_WRITE_PATH_EXIT_CHILD";
+
+/// A process that drops its last handle and exits at once still delivers
+/// what it queued: the drop hands the kernel all it takes before it
+/// returns, rather than leave it to a reactor turn that never comes.
+#[test]
+fn a_process_that_exits_right_after_the_drop_still_delivers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "exit_child", "--ignored", "--test-threads=1"])
+        .env(EXIT_CHILD, addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(common::LIMIT)).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got, b"one\ntwo\n");
+}
+
+/// The child of `a_process_that_exits_right_after_the_drop_still_delivers`.
+#[test]
+#[ignore = "helper: run in a child process"]
+fn exit_child() {
+    let Ok(addr) = std::env::var(EXIT_CHILD) else { return };
+    let sock = streamish::TcpSocket::try_from(std::net::TcpStream::connect(addr).unwrap()).unwrap();
+    sock.write(b"one\n").unwrap();
+    sock.write(b"two\n").unwrap();
+    drop(sock);
+    std::process::exit(0);
+}
