@@ -220,13 +220,7 @@ pub(crate) async fn connect(addr: impl ToAddrs, local: Option<SocketAddr>) -> io
 /// every remote address); the inner one the connect's.
 #[cfg(unix)]
 async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<io::Result<Async<std::net::TcpStream>>> {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-    let family = if local.is_ipv6() {
-        AddressFamily::INET6
-    } else {
-        AddressFamily::INET
-    };
-    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    let fd = crate::sys::stream_socket(local)?;
     if let Err(e) = rustix::net::bind(&fd, &local) {
         let e = io::Error::from(e);
         return Err(Event::from(io::Error::new(e.kind(), format!("cannot bind to {local}: {e}"))).into());

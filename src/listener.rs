@@ -233,13 +233,8 @@ impl fmt::Debug for Incoming<'_> {
 
 #[cfg(unix)]
 fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
-    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
-    let family = if addr.is_ipv6() {
-        AddressFamily::INET6
-    } else {
-        AddressFamily::INET
-    };
-    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    use rustix::net::sockopt;
+    let fd = crate::sys::stream_socket(addr)?;
     // As std does: a restarted server can bind while old connections linger
     // in TIME_WAIT. Two listeners still cannot share an address.
     sockopt::set_socket_reuseaddr(&fd, true)?;

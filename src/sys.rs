@@ -122,3 +122,25 @@ pub(crate) fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// A new TCP socket for `addr`'s family, closed on `exec`: in one call
+/// where the system can (Linux, the BSDs), else set right after (Apple's
+/// systems have no `SOCK_CLOEXEC`).
+#[cfg(unix)]
+pub(crate) fn stream_socket(addr: std::net::SocketAddr) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::{AddressFamily, SocketType};
+    let family = if addr.is_ipv6() {
+        AddressFamily::INET6
+    } else {
+        AddressFamily::INET
+    };
+    #[cfg(not(target_vendor = "apple"))]
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, rustix::net::SocketFlags::CLOEXEC, None)?;
+    #[cfg(target_vendor = "apple")]
+    let fd = {
+        let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        fd
+    };
+    Ok(fd)
+}

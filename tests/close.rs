@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use futures_lite::future::{yield_now, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, Event, TcpListener,
-    TcpSocket, TcpStream, tcp_connect, tcp_server,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, Event, TcpSocket,
+    tcp_connect, tcp_server,
 };
 
 use common::{Rng, Slot, assert_closed, events, log, pair, push, run, run_loop};
@@ -212,6 +212,7 @@ fn a_peer_reset_is_a_typed_error() {
 #[test]
 fn closing_releases_the_file_descriptor() {
     use std::os::fd::AsRawFd;
+    use streamish::{TcpListener, TcpStream};
     run(async {
         for how in ["close_stream", "abort", "drop"] {
             let server = TcpListener::bind("127.0.0.1:0").unwrap();
