@@ -1,5 +1,5 @@
-//! Connect, accept and the server, over loopback only (issue 2: connect by
-//! name, by IPv6 literal, to a refused port; the listener; conversions).
+//! Connect, accept and the server, over loopback only: connecting by name,
+//! by IPv6 literal and to a refused port; the listener; conversions.
 
 mod common;
 
