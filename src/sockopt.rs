@@ -2,6 +2,7 @@
 //! the raw descriptor and the std socket, and readiness without reading.
 
 use std::io;
+#[cfg(unix)]
 use std::time::Duration;
 
 use crate::TcpSocket;
