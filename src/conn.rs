@@ -431,7 +431,10 @@ impl Conn {
             }
         }
         if out.armed && out.writable.is_none() && !ticking {
-            out.timer = None;
+            if !out.orphan {
+                // The look's tick, if any; an orphan's timer is its linger.
+                out.timer = None;
+            }
             out.armed = false;
             // A reactor turn: the writers' burst is over.
             self.direct.store(false, Ordering::Relaxed);

@@ -166,17 +166,22 @@ fn write_past_the_bound_fails_and_a_zero_bound_is_refused() {
     })
 }
 
-#[test]
-fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout() {
+/// Drops a connection with 32 MiB queued and a write timeout of 50 ms,
+/// its peer reading `then_read` bytes after the drop and nothing more:
+/// the descriptor must be released once the linger runs out.
+fn gives_up_after_the_linger(then_read: usize) {
     let _fds = common::fd_lock();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (accepted, accept) = std::sync::mpsc::channel();
+    let (dropped, drop_seen) = std::sync::mpsc::channel::<()>();
     let (release, released) = std::sync::mpsc::channel::<()>();
-    // The peer accepts and never reads until told.
     let peer = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
+        let (mut s, _) = listener.accept().unwrap();
         accepted.send(()).unwrap();
+        drop_seen.recv().unwrap();
+        let mut buf = vec![0u8; then_read];
+        s.read_exact(&mut buf).unwrap();
         let _ = released.recv();
         drop(s);
     });
@@ -191,6 +196,7 @@ fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout(
         drop(s);
         open
     });
+    dropped.send(()).unwrap();
     // The descriptor is released once the linger (the write timeout) runs
     // out; nothing can be awaited for that, so look, boundedly.
     let mut left = open;
@@ -204,4 +210,16 @@ fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout(
     release.send(()).unwrap();
     peer.join().unwrap();
     assert!(left < open, "the dropped connection still holds its descriptor");
+}
+
+#[test]
+fn a_dropped_connection_whose_peer_never_reads_gives_up_after_the_write_timeout() {
+    gives_up_after_the_linger(0);
+}
+
+/// The peer's read makes room, so the send behind runs again after the
+/// drop; the linger still bounds the delivery.
+#[test]
+fn a_dropped_connection_whose_peer_stops_reading_gives_up_after_the_write_timeout() {
+    gives_up_after_the_linger(4 << 20);
 }
