@@ -35,7 +35,10 @@ fn write_all_then_a_timer_the_peer_has_the_bytes_before_it_ends() {
                 true
             },
             async {
-                client.write_all(b"hello").await.unwrap();
+                // A burst: the first write goes straight out, the second
+                // only by the send behind.
+                client.write_all(b"hel").await.unwrap();
+                client.write_all(b"lo").await.unwrap();
                 // The writer now awaits only a timer.
                 async_io::Timer::after(common::LIMIT / 2).await;
                 false
@@ -60,7 +63,8 @@ fn split_write_all_then_read_line_against_an_echo_peer_without_flush() {
         };
         let (input, mut output) = client.split();
         let talk = async move {
-            output.write_all(b"line one\n").await?;
+            output.write_all(b"line ").await?;
+            output.write_all(b"one\n").await?;
             let mut input = futures_lite::io::BufReader::new(input);
             let mut line = String::new();
             input.read_line(&mut line).await?;
@@ -77,7 +81,10 @@ fn socket_write_from_another_thread_while_a_task_awaits_a_read() {
     run(async {
         let (mut client, mut peer) = pair().await;
         let socket = client.socket().clone();
-        let writer = std::thread::spawn(move || socket.write(b"from afar").unwrap());
+        let writer = std::thread::spawn(move || {
+            socket.write(b"from ").unwrap();
+            socket.write(b"afar").unwrap();
+        });
         let mut got = [0u8; 9];
         let mut one = [0u8; 1];
         let reading = client.read(&mut one);
@@ -92,15 +99,35 @@ fn socket_write_from_another_thread_while_a_task_awaits_a_read() {
     });
 }
 
-fn drop_delivers(len: usize) {
-    let (addr, peer) = std_reader();
+/// Writes `len` bytes in two writes (the second queued behind the first),
+/// drops the stream, and lets the peer read, at once or only after the
+/// drop (`late`: the kernel then holds a socket buffer at most, and the
+/// rest must go by the send behind after the drop).
+fn drop_delivers(len: usize, late: bool) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (dropped, drop_seen) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        if late {
+            drop_seen.recv().unwrap();
+        }
+        s.set_read_timeout(Some(common::LIMIT)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
     let data = Rng::new(len as u64).bytes(len);
     let sent = data.clone();
     run(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&sent).await.unwrap();
+        let (a, b) = sent.split_at(len / 2);
+        s.write_sequence(a).unwrap();
+        s.write_sequence(b).unwrap();
         drop(s);
     });
+    // An early reader may be done already.
+    let _ = dropped.send(());
     let got = peer.join().unwrap();
     assert_eq!(got.len(), data.len());
     assert!(got == data, "the peer got other bytes");
@@ -108,17 +135,22 @@ fn drop_delivers(len: usize) {
 
 #[test]
 fn drop_after_6_bytes_delivers_them_then_eof() {
-    drop_delivers(6);
+    drop_delivers(6, false);
 }
 
 #[test]
 fn drop_after_1000_bytes_delivers_them_then_eof() {
-    drop_delivers(1000);
+    drop_delivers(1000, false);
 }
 
 #[test]
 fn drop_after_100_kib_delivers_them_then_eof() {
-    drop_delivers(100 * 1024);
+    drop_delivers(100 * 1024, false);
+}
+
+#[test]
+fn drop_after_16_mib_delivers_them_to_a_peer_that_reads_only_later() {
+    drop_delivers(16 << 20, true);
 }
 
 #[test]
@@ -128,7 +160,8 @@ fn drop_of_a_socket_clone_after_its_stream_delivers() {
         let s = TcpStream::connect(addr).await.unwrap();
         let socket = s.socket().clone();
         drop(s);
-        socket.write(b"last words").unwrap();
+        socket.write(b"last ").unwrap();
+        socket.write(b"words").unwrap();
         drop(socket);
     });
     assert_eq!(peer.join().unwrap(), b"last words");
@@ -154,7 +187,8 @@ fn reunited_halves_do_not_shut_down() {
         let (client, mut peer) = pair().await;
         let (input, output) = client.split();
         let mut client = TcpStream::reunite(input, output).unwrap();
-        client.write_all(b"still open").await.unwrap();
+        client.write_all(b"still ").await.unwrap();
+        client.write_all(b"open").await.unwrap();
         let mut got = [0u8; 10];
         peer.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"still open");
