@@ -392,6 +392,12 @@ impl Conn {
         res
     }
 
+    /// Polls one of the connection's timers with its waker: whether it fired.
+    fn poll_timer(self: &Arc<Self>, timer: &mut Timer) -> bool {
+        let waker = Waker::from(self.clone());
+        Pin::new(timer).poll(&mut Context::from_waker(&waker)).is_ready()
+    }
+
     /// The socket is writable (or the linger timer fired): an armed send
     /// behind flushes, a graceful close or an orphan finishes once the
     /// queue is out, and the tasks waiting for room are woken.
@@ -405,11 +411,7 @@ impl Conn {
                 let _ = self.poll_writable(&mut out, &io);
             }
         }
-        let mut ticking = !out.orphan
-            && out.timer.as_mut().is_some_and(|t| {
-                let waker = Waker::from(self.clone());
-                Pin::new(&mut **t).poll(&mut Context::from_waker(&waker)).is_pending()
-            });
+        let mut ticking = !out.orphan && out.timer.as_mut().is_some_and(|t| !self.poll_timer(t));
         if out.armed && out.writable.is_none() && !ticking && !out.orphan && out.looks < BEHIND_LOOKS {
             let accepted = out.accepted();
             if accepted != out.seen {
@@ -422,10 +424,7 @@ impl Conn {
                     }
                 } else {
                     let mut timer = Box::new(Timer::after(BEHIND_TICK));
-                    let waker = Waker::from(self.clone());
-                    ticking = Pin::new(&mut *timer)
-                        .poll(&mut Context::from_waker(&waker))
-                        .is_pending();
+                    ticking = !self.poll_timer(&mut timer);
                     out.timer = Some(timer);
                 }
             }
@@ -437,7 +436,7 @@ impl Conn {
             }
             out.armed = false;
             // A reactor turn: the writers' burst is over.
-            self.direct.store(false, Ordering::Relaxed);
+            self.end_burst();
             let closing = out.orphan;
             loop {
                 match self.flush_locked(&mut out, None) {
@@ -464,10 +463,7 @@ impl Conn {
             }
         }
         if out.orphan && !finish {
-            if let Some(timer) = out.timer.as_mut() {
-                let waker = Waker::from(self.clone());
-                give_up = Pin::new(&mut **timer).poll(&mut Context::from_waker(&waker)).is_ready();
-            }
+            give_up = out.timer.as_mut().is_some_and(|t| self.poll_timer(t));
         }
         let waiters = out.waiters.take();
         drop(out);
@@ -938,6 +934,15 @@ impl Conn {
         }
     }
 
+    /// The task waited, read or flushed: its next write may go straight
+    /// out. Stores only when needed, so a read does not dirty the line.
+    #[inline]
+    fn end_burst(&self) {
+        if self.direct.load(Ordering::Relaxed) {
+            self.direct.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Fails the connection if `len` more bytes would pass the bound on
     /// what it may queue.
     fn check_bound(self: &Arc<Self>, out: &mut OutputSide, len: usize) -> io::Result<()> {
@@ -1145,7 +1150,7 @@ impl Conn {
         if res.is_ready() {
             out.held = false;
             // A flush ends a burst: the next write may go straight out.
-            self.direct.store(false, Ordering::Relaxed);
+            self.end_burst();
         }
         if let Poll::Ready(Ok(())) = res {
             if out.shut_requested && !out.shut {
@@ -1199,7 +1204,7 @@ impl Conn {
             return;
         }
         // Reading ends a burst of writes: the next may go straight out.
-        self.direct.store(false, Ordering::Relaxed);
+        self.end_burst();
         if self.closing.load(Ordering::Acquire) && self.is_connected() {
             let _ = self.poll_close(id, cx);
         } else if self.queued() != 0 {

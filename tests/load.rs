@@ -203,16 +203,7 @@ struct Pool {
 
 impl Pool {
     fn new() -> Pool {
-        let ex = Arc::new(Executor::new());
-        let (stop, rx) = smol::channel::bounded::<()>(1);
-        let threads = (0..2)
-            .map(|_| {
-                let (ex, rx) = (ex.clone(), rx.clone());
-                thread::spawn(move || {
-                    let _ = async_io::block_on(ex.run(rx.recv()));
-                })
-            })
-            .collect();
+        let (ex, threads, stop) = two_threads();
         Pool {
             ex,
             tasks: Arc::default(),

@@ -13,12 +13,12 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::thread;
 
-use async_executor::{Executor, Task};
+use async_executor::Task;
 use futures_lite::future::{block_on, poll_once};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use streamish::{AsyncOutputStream, AsyncOutputStreamExt, TcpSocket, TcpStream, tcp_connect, tcp_server};
 
-use common::{Rng, join, pair, run};
+use common::{Rng, join, pair, run, two_threads};
 
 const THREADS: usize = 8;
 const ITERATIONS: usize = 1_000;
@@ -65,25 +65,6 @@ fn poke(s: &TcpSocket, op: usize, i: usize) {
         19 if i % 11 == 0 => s.close_force(),
         _ => drop(s.peer_addr()),
     }
-}
-
-/// A two-thread executor: `(executor, its threads, the sender that stops them)`.
-fn two_threads() -> (
-    Arc<Executor<'static>>,
-    Vec<thread::JoinHandle<()>>,
-    smol::channel::Sender<()>,
-) {
-    let ex = Arc::new(Executor::new());
-    let (stop, rx) = smol::channel::bounded::<()>(1);
-    let threads = (0..2)
-        .map(|_| {
-            let (ex, rx) = (ex.clone(), rx.clone());
-            thread::spawn(move || {
-                let _ = async_io::block_on(ex.run(rx.recv()));
-            })
-        })
-        .collect();
-    (ex, threads, stop)
 }
 
 /// Eight threads call every handle operation on each connection while its

@@ -511,3 +511,22 @@ pub fn two_tasks<A: Future, B: Future>(
     }
     (polls, idle.is_none(), None)
 }
+
+/// A two-thread executor: `(executor, its threads, the sender that stops them)`.
+pub fn two_threads() -> (
+    Arc<async_executor::Executor<'static>>,
+    Vec<thread::JoinHandle<()>>,
+    smol::channel::Sender<()>,
+) {
+    let ex = Arc::new(async_executor::Executor::new());
+    let (stop, rx) = smol::channel::bounded::<()>(1);
+    let threads = (0..2)
+        .map(|_| {
+            let (ex, rx) = (ex.clone(), rx.clone());
+            thread::spawn(move || {
+                let _ = async_io::block_on(ex.run(rx.recv()));
+            })
+        })
+        .collect();
+    (ex, threads, stop)
+}
