@@ -2,7 +2,7 @@
 //!
 //! A [`Conn`] owns the socket (an `Arc<Async<TcpStream>>`, kept in both
 //! sides so each direction reaches it under its own lock), the input buffer
-//! and the output queue. [`TcpSocket`](crate::TcpSocket) and the stream
+//! and the output queue. [`Socket`](crate::Socket) and the stream
 //! types are thin handles around an `Arc<Conn>`; whichever task polls a
 //! handle moves bytes between the kernel and the buffers. No background task
 //! exists on the await face; on the callback face the connection's driver
@@ -49,7 +49,7 @@ pub(crate) type Io = Arc<Async<TcpStream>>;
 pub(crate) struct Conn {
     /// Keys for the handles that wait on this connection.
     pub(crate) ids: Ids,
-    /// Live [`TcpSocket`](crate::TcpSocket) values (every handle holds
+    /// Live [`Socket`](crate::Socket) values (every handle holds
     /// one): when the last goes, queued output is delivered and the
     /// connection closed.
     handles: AtomicU32,
@@ -73,7 +73,7 @@ pub(crate) struct Conn {
     /// costs one direct `send` and one vectored flush, while a lone write
     /// (a request before its reply is read) costs one `send`.
     direct: AtomicBool,
-    /// Reading is paused (`TcpSocket::pause_reading`).
+    /// Reading is paused (`Socket::pause_reading`).
     paused: AtomicBool,
     /// A callback driver polls this connection (set when it is made,
     /// cleared when it is dropped): it flushes, so writes wake it instead
@@ -111,7 +111,7 @@ struct OutputSide {
     held: bool,
     /// The write side is shut down (half-close done).
     shut: bool,
-    /// A half-close was asked for without waiting (`TcpSocket::shutdown_write`):
+    /// A half-close was asked for without waiting (`Socket::shutdown_write`):
     /// writes are refused, and the next flush shuts down once drained.
     shut_requested: bool,
     /// Bytes handed to the kernel since `poll_write` last yielded (see
@@ -311,12 +311,12 @@ impl Conn {
 
     // ----- handles -----
 
-    /// A new [`TcpSocket`](crate::TcpSocket) value exists.
+    /// A new [`Socket`](crate::Socket) value exists.
     pub(crate) fn handle_made(&self) {
         self.handles.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A [`TcpSocket`](crate::TcpSocket) value is gone; the last one
+    /// A [`Socket`](crate::Socket) value is gone; the last one
     /// delivers what is queued and closes.
     pub(crate) fn handle_dropped(self: &Arc<Self>) {
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -1196,8 +1196,8 @@ impl Conn {
 
     /// Pushes output from the read path: queued bytes go out whenever the
     /// stream is polled. Errors stay sticky for the next write to report.
-    /// A graceful close asked for through a `TcpSocket` handle is finished
-    /// here, as `TcpSocket::close` promises (the callback face's driver
+    /// A graceful close asked for through a `Socket` handle is finished
+    /// here, as `Socket::close` promises (the callback face's driver
     /// finishes it otherwise).
     pub(crate) fn push_output(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) {
         if self.is_closed() {

@@ -9,7 +9,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use crate::TcpSocket;
+use crate::Socket;
 
 /// Which clock fired for an [`Event::Timeout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,47 +72,47 @@ pub enum Event {
     /// has been delivered.
     Eof {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
     },
     /// The peer reset the connection (`tcp-reset`).
     Reset {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The system's error.
         error: io::Error,
     },
     /// A clock ran out (`tcp-timeout`).
     Timeout {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// Which clock fired.
         clock: Clock,
     },
     /// Nobody listens at the address (`tcp-refused`).
     Refused {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The system's error, naming the addresses tried.
         error: io::Error,
     },
     /// The connection was aborted locally (`socket-aborted`).
     Aborted {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The system's error.
         error: io::Error,
     },
     /// The address to bind is in use (`socket-address-in-use`).
     AddressInUse {
         /// The socket it happened on, if any.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The system's error, naming the address.
         error: io::Error,
     },
     /// The host name could not be resolved (`dns-error`).
     Dns {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The name that failed.
         host: String,
         /// Why it failed.
@@ -121,13 +121,13 @@ pub enum Event {
     /// An operation on a closed stream or socket (`streamish-closed`).
     Closed {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
     },
     /// The peer is gone while output was still being written
     /// (`streamish-broken-pipe`).
     BrokenPipe {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The system's error.
         error: io::Error,
     },
@@ -136,20 +136,20 @@ pub enum Event {
     /// (`streamish-canceled`).
     Canceled {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
     },
     /// The connection queued more output than its bound allows
     /// (`streamish-queue-full`): the peer does not read what it is sent.
     /// The connection fails rather than grow without end; see
-    /// [`TcpSocket::set_max_queued`].
+    /// [`Socket::set_max_queued`].
     QueueFull {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
     },
     /// Any other I/O error.
     Io {
         /// The socket it happened on.
-        socket: Option<TcpSocket>,
+        socket: Option<Socket>,
         /// The error.
         error: io::Error,
     },
@@ -178,16 +178,16 @@ macro_rules! socket_field {
 
 impl Event {
     /// The socket this event happened on, if there is one.
-    pub fn socket(&self) -> Option<&TcpSocket> {
+    pub fn socket(&self) -> Option<&Socket> {
         socket_field!(self).as_ref()
     }
 
-    fn socket_mut(&mut self) -> &mut Option<TcpSocket> {
+    fn socket_mut(&mut self) -> &mut Option<Socket> {
         socket_field!(self)
     }
 
     /// Attaches `socket` to this event, replacing any socket it carried.
-    pub fn with_socket(mut self, socket: TcpSocket) -> Self {
+    pub fn with_socket(mut self, socket: Socket) -> Self {
         *self.socket_mut() = Some(socket);
         self
     }
@@ -236,7 +236,7 @@ impl Event {
 
     /// Classifies an `io::Error`, keeping the `Event` it carries if it was
     /// made from one.
-    pub(crate) fn from_io(err: io::Error, socket: Option<TcpSocket>) -> Event {
+    pub(crate) fn from_io(err: io::Error, socket: Option<Socket>) -> Event {
         let ev = Event::from(err);
         match socket {
             Some(s) if ev.socket().is_none() => ev.with_socket(s),

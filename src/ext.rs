@@ -45,10 +45,7 @@ pub trait AsyncStreamExt: AsyncStream {
     /// assert_eq!(got, b"bye");
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    fn close_stream(&mut self) -> CloseStream<'_, Self>
-    where
-        Self: Unpin,
-    {
+    fn close_stream(&mut self) -> CloseStream<'_, Self> {
         CloseStream { stream: self }
     }
 }
@@ -103,10 +100,7 @@ pub trait AsyncOutputStreamExt: AsyncOutputStream {
     /// assert_eq!(stream.queued(), 0);
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    fn finish_output(&mut self) -> FinishOutput<'_, Self>
-    where
-        Self: Unpin,
-    {
+    fn finish_output(&mut self) -> FinishOutput<'_, Self> {
         FinishOutput { stream: self }
     }
 
@@ -143,7 +137,7 @@ pub struct CloseStream<'a, S: ?Sized> {
 
 impl<S: ?Sized> Unpin for CloseStream<'_, S> {}
 
-impl<S: AsyncStream + Unpin + ?Sized> Future for CloseStream<'_, S> {
+impl<S: AsyncStream + ?Sized> Future for CloseStream<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -165,7 +159,7 @@ pub struct FinishOutput<'a, S: ?Sized> {
 
 impl<S: ?Sized> Unpin for FinishOutput<'_, S> {}
 
-impl<S: AsyncOutputStream + Unpin + ?Sized> Future for FinishOutput<'_, S> {
+impl<S: AsyncOutputStream + ?Sized> Future for FinishOutput<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -3,7 +3,7 @@
 //!
 //! # The model
 //!
-//! A connection is a [`TcpSocket`]: a cheap, cloneable, `Send + Sync`
+//! A connection is a [`Socket`]: a cheap, cloneable, `Send + Sync`
 //! handle over an [`async_io::Async<std::net::TcpStream>`] with an input
 //! buffer and an output queue. cl-async's stream classes are traits over it
 //! — [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
@@ -17,7 +17,7 @@
 //!   ([`at_eof`](AsyncInputStream::at_eof)). To wait, await futures-io's
 //!   `read` or `fill_buf`, or let a callback be called.
 //! - **Writing never waits** with [`write_sequence`](AsyncOutputStream::write_sequence)
-//!   and [`TcpSocket::write`]: the bytes are queued, whole. Queued output goes
+//!   and [`Socket::write`]: the bytes are queued, whole. Queued output goes
 //!   out by itself, coalesced into vectored system calls, at the latest when
 //!   the writing task next waits (or a callback returns);
 //!   [`finish_output`](AsyncOutputStreamExt::finish_output) waits until the
@@ -131,6 +131,6 @@ pub struct ReadmeDoctests;
 /// The listener's former name.
 #[deprecated(note = "renamed `TcpListener`, as std, tokio and async-net call it")]
 pub type TcpServer = TcpListener;
-pub use socket::TcpSocket;
+pub use socket::{Socket, TcpSocket};
 pub use stream::{ReuniteError, TcpInputStream, TcpOutputStream, TcpStream};
 pub use traits::{AsyncInputStream, AsyncIoStream, AsyncOutputStream, AsyncStream};

@@ -1,4 +1,4 @@
-//! [`TcpSocket`]: the cheap, shareable handle to one connection.
+//! [`Socket`]: the cheap, shareable handle to one connection.
 
 use std::any::Any;
 use std::fmt;
@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use crate::conn::Conn;
 
-/// A handle to one TCP connection: cl-async's `socket`.
+/// A handle to one connection, over TCP, a Unix-domain socket or TLS:
+/// cl-async's `socket`.
 ///
 /// Cheap to clone (`Arc`), `Send + Sync`, and usable from any task or
 /// thread: the callback face hands it to callbacks, and a proxy writes to
@@ -27,14 +28,14 @@ use crate::conn::Conn;
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use streamish::{TcpListener, TcpSocket, TcpStream};
+/// use streamish::{TcpListener, Socket, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
 /// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let client = TcpStream::connect(server.local_addr()).await?;
 /// let (mut peer, _) = server.accept().await?;
 ///
-/// let socket: TcpSocket = client.socket().clone();
+/// let socket: Socket = client.socket().clone();
 /// socket.write(b"hai")?; // never waits
 /// let mut stream = TcpStream::new(socket); // the same connection
 /// stream.close().await?; // flushes, then shuts down the write side
@@ -44,32 +45,36 @@ use crate::conn::Conn;
 /// assert_eq!(got, "hai");
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub struct TcpSocket {
+pub struct Socket {
     pub(crate) conn: Arc<Conn>,
 }
 
-impl Clone for TcpSocket {
-    fn clone(&self) -> TcpSocket {
-        TcpSocket::from_conn(self.conn.clone())
+/// A [`Socket`] over TCP: cl-async's `tcp-socket`. The callback face's
+/// `tcp_connect` and `tcp_server` hand these to callbacks.
+pub type TcpSocket = Socket;
+
+impl Clone for Socket {
+    fn clone(&self) -> Socket {
+        Socket::from_conn(self.conn.clone())
     }
 }
 
 /// The last handle of a connection delivers what is queued, then closes
 /// gracefully, without blocking (see [`DROP_LINGER`](crate::DROP_LINGER)).
-impl Drop for TcpSocket {
+impl Drop for Socket {
     fn drop(&mut self) {
         self.conn.handle_dropped();
     }
 }
 
-impl TcpSocket {
-    pub(crate) fn from_conn(conn: Arc<Conn>) -> TcpSocket {
+impl Socket {
+    pub(crate) fn from_conn(conn: Arc<Conn>) -> Socket {
         conn.handle_made();
-        TcpSocket { conn }
+        Socket { conn }
     }
 
-    pub(crate) fn from_async(io: Async<std::net::TcpStream>) -> TcpSocket {
-        TcpSocket::from_conn(Conn::new(Some(Arc::new(io))))
+    pub(crate) fn from_async(io: Async<std::net::TcpStream>) -> Socket {
+        Socket::from_conn(Conn::new(Some(Arc::new(io))))
     }
 
     /// Queues `data` to be sent (cl-async's `write-socket-data`). Never
@@ -241,20 +246,20 @@ impl TcpSocket {
         self.conn.set_max_queued(max)
     }
 
-    /// The bound on queued output (see [`set_max_queued`](TcpSocket::set_max_queued)).
+    /// The bound on queued output (see [`set_max_queued`](Socket::set_max_queued)).
     pub fn max_queued(&self) -> usize {
         self.conn.max_queued()
     }
 
     /// Whether two handles refer to the same connection.
-    pub fn ptr_eq(&self, other: &TcpSocket) -> bool {
+    pub fn ptr_eq(&self, other: &Socket) -> bool {
         Arc::ptr_eq(&self.conn, &other.conn)
     }
 }
 
-impl fmt::Debug for TcpSocket {
+impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("TcpSocket");
+        let mut d = f.debug_struct("Socket");
         if let Ok(a) = self.local_addr() {
             d.field("local", &a);
         }
@@ -265,18 +270,18 @@ impl fmt::Debug for TcpSocket {
     }
 }
 
-impl From<Async<std::net::TcpStream>> for TcpSocket {
-    fn from(io: Async<std::net::TcpStream>) -> TcpSocket {
-        TcpSocket::from_async(io)
+impl From<Async<std::net::TcpStream>> for Socket {
+    fn from(io: Async<std::net::TcpStream>) -> Socket {
+        Socket::from_async(io)
     }
 }
 
-impl TryFrom<std::net::TcpStream> for TcpSocket {
+impl TryFrom<std::net::TcpStream> for Socket {
     type Error = io::Error;
 
     /// Registers a connected std stream with the reactor (it is made
     /// non-blocking).
-    fn try_from(s: std::net::TcpStream) -> io::Result<TcpSocket> {
-        Ok(TcpSocket::from_async(Async::new(s)?))
+    fn try_from(s: std::net::TcpStream) -> io::Result<Socket> {
+        Ok(Socket::from_async(Async::new(s)?))
     }
 }

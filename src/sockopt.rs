@@ -5,11 +5,11 @@ use std::io;
 #[cfg(unix)]
 use std::time::Duration;
 
-use crate::TcpSocket;
+use crate::Socket;
 
 /// Socket options, through rustix on Unix (no `unsafe` here).
 #[cfg(unix)]
-impl TcpSocket {
+impl Socket {
     fn with_fd<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> rustix::io::Result<R>) -> io::Result<R> {
         let io = self.conn.io().ok_or_else(|| self.conn.closed_error())?;
         Ok(f(io.get_ref())?)
@@ -82,7 +82,7 @@ impl TcpSocket {
     }
 }
 
-impl TcpSocket {
+impl Socket {
     /// A std socket for the same connection (a duplicated descriptor, left
     /// non-blocking), for APIs that take one. Bytes streamish has buffered
     /// are not in it; both close only once both are dropped or closed.
@@ -111,9 +111,9 @@ impl TcpSocket {
 /// The raw descriptor, `-1` once the socket is closed (or, for a
 /// `tcp_connect` socket, before it is connected). Not `AsFd`: another
 /// handle may close the descriptor while a borrow of it lives; use
-/// [`TcpSocket::try_clone_std`] for an owned one.
+/// [`Socket::try_clone_std`] for an owned one.
 #[cfg(unix)]
-impl std::os::fd::AsRawFd for TcpSocket {
+impl std::os::fd::AsRawFd for Socket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.conn.io().map_or(-1, |io| io.get_ref().as_raw_fd())
     }
@@ -121,7 +121,7 @@ impl std::os::fd::AsRawFd for TcpSocket {
 
 /// The raw socket, `INVALID_SOCKET` once closed (see the Unix `AsRawFd`).
 #[cfg(windows)]
-impl std::os::windows::io::AsRawSocket for TcpSocket {
+impl std::os::windows::io::AsRawSocket for Socket {
     fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
         self.conn.io().map_or(!0, |io| io.get_ref().as_raw_socket())
     }
@@ -132,13 +132,13 @@ macro_rules! raw_fd_via_socket {
         #[cfg(unix)]
         impl std::os::fd::AsRawFd for $ty {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                crate::AsyncStream::socket(self).as_raw_fd()
+                crate::AsyncStream::stream_socket(self).map_or(-1, |s| s.as_raw_fd())
             }
         }
         #[cfg(windows)]
         impl std::os::windows::io::AsRawSocket for $ty {
             fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-                crate::AsyncStream::socket(self).as_raw_socket()
+                crate::AsyncStream::stream_socket(self).map_or(!0, |s| s.as_raw_socket())
             }
         }
     )*};

@@ -1,7 +1,7 @@
 //! The stream types: [`TcpStream`] (both directions) and its halves
 //! [`TcpInputStream`] and [`TcpOutputStream`].
 //!
-//! Each is a [`TcpSocket`] plus, for the input side, the front of the input
+//! Each is a [`Socket`] plus, for the input side, the front of the input
 //! buffer that `AsyncBufRead::poll_fill_buf` lent out. All the work is in
 //! [`crate::conn`]; this module maps the traits onto it.
 
@@ -17,13 +17,13 @@ use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 use crate::addr::{self, ToAddrs};
 use crate::wait::WaitId;
-use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, TcpSocket};
+use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, Socket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
 /// of the shared buffer and lent to the caller (they precede everything
 /// still in the shared buffer).
 struct Reader {
-    socket: TcpSocket,
+    socket: Socket,
     front: Bytes,
     /// This handle's key among the connection's waiting tasks (a whole
     /// stream writes under it too).
@@ -37,7 +37,7 @@ impl Drop for Reader {
 }
 
 impl Reader {
-    fn new(socket: TcpSocket) -> Reader {
+    fn new(socket: Socket) -> Reader {
         Reader {
             id: socket.conn.ids.next(),
             socket,
@@ -170,7 +170,7 @@ impl Reader {
 /// next waits; no flush is needed (`flush` waits until the kernel has them
 /// all). The first write of a burst is sent at once, the rest coalesce.
 /// Dropping the last handle of a connection sends what is still queued,
-/// then closes; other [`TcpSocket`] handles keep the connection open.
+/// then closes; other [`Socket`] handles keep the connection open.
 pub struct TcpStream {
     reader: Reader,
 }
@@ -191,7 +191,7 @@ pub struct TcpInputStream {
 /// file), as tokio's write half does; one made by `new` leaves the socket
 /// as it is.
 pub struct TcpOutputStream {
-    socket: TcpSocket,
+    socket: Socket,
     id: WaitId,
     /// Made by `split`: dropping it half-closes.
     half: bool,
@@ -250,7 +250,7 @@ impl TcpStream {
     }
 
     /// Connects to `addr` from `local`: the socket is bound to `local`
-    /// before it connects, as tokio's `TcpSocket::bind` then `connect`.
+    /// before it connects, as tokio's `Socket::bind` then `connect`.
     /// Port 0 lets the system pick the port; an IP address picks the
     /// interface (and the source address the peer sees). Only the addresses
     /// of `local`'s family are tried. An address in use fails with
@@ -281,21 +281,21 @@ impl TcpStream {
     /// Wraps a socket in a stream (cl-async's
     /// `make-instance 'async-io-stream :socket sock`). Several streams over
     /// one socket share its buffers.
-    pub fn new(socket: TcpSocket) -> TcpStream {
+    pub fn new(socket: Socket) -> TcpStream {
         TcpStream {
             reader: Reader::new(socket),
         }
     }
 
     /// The socket this stream wraps.
-    pub fn socket(&self) -> &TcpSocket {
+    pub fn socket(&self) -> &Socket {
         &self.reader.socket
     }
 
     /// Gives up the stream, keeping the socket. Bytes lent out by
     /// `fill_buf` and not consumed go back to the front of the socket's
     /// input buffer.
-    pub fn into_socket(self) -> TcpSocket {
+    pub fn into_socket(self) -> Socket {
         restore_front(self.reader)
     }
 
@@ -389,7 +389,7 @@ impl TcpStream {
 }
 
 /// Puts bytes lent by `fill_buf` back in front of the shared buffer.
-fn restore_front(reader: Reader) -> TcpSocket {
+fn restore_front(reader: Reader) -> Socket {
     if !reader.front.is_empty() {
         let rest = reader.socket.conn.with_buffered(|b| b.to_vec());
         reader.socket.conn.clear_input();
@@ -402,14 +402,19 @@ fn restore_front(reader: Reader) -> TcpSocket {
 impl TcpInputStream {
     /// Wraps a socket in an input stream (cl-async's
     /// `make-instance 'async-input-stream :socket sock`).
-    pub fn new(socket: TcpSocket) -> TcpInputStream {
+    pub fn new(socket: Socket) -> TcpInputStream {
         TcpInputStream {
             reader: Reader::new(socket),
         }
     }
 
+    /// The socket this stream wraps.
+    pub fn socket(&self) -> &Socket {
+        &self.reader.socket
+    }
+
     /// Gives up the stream, keeping the socket.
-    pub fn into_socket(self) -> TcpSocket {
+    pub fn into_socket(self) -> Socket {
         restore_front(self.reader)
     }
 }
@@ -417,7 +422,7 @@ impl TcpInputStream {
 impl TcpOutputStream {
     /// Wraps a socket in an output stream (cl-async's
     /// `make-instance 'async-output-stream :socket sock`).
-    pub fn new(socket: TcpSocket) -> TcpOutputStream {
+    pub fn new(socket: Socket) -> TcpOutputStream {
         TcpOutputStream {
             id: socket.conn.ids.next(),
             socket,
@@ -425,9 +430,14 @@ impl TcpOutputStream {
         }
     }
 
+    /// The socket this stream wraps.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// Gives up the stream, keeping the socket (a half made by `split` is
     /// then not shut down).
-    pub fn into_socket(mut self) -> TcpSocket {
+    pub fn into_socket(mut self) -> Socket {
         self.half = false;
         self.socket.clone()
     }
@@ -446,7 +456,7 @@ impl TcpOutputStream {
 
 impl From<Async<std::net::TcpStream>> for TcpStream {
     fn from(io: Async<std::net::TcpStream>) -> TcpStream {
-        TcpStream::new(TcpSocket::from_async(io))
+        TcpStream::new(Socket::from_async(io))
     }
 }
 
@@ -456,12 +466,12 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
     /// Registers a connected std stream with the reactor (it is made
     /// non-blocking).
     fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream::new(TcpSocket::try_from(s)?))
+        Ok(TcpStream::new(Socket::try_from(s)?))
     }
 }
 
-impl From<TcpSocket> for TcpStream {
-    fn from(socket: TcpSocket) -> TcpStream {
+impl From<Socket> for TcpStream {
+    fn from(socket: Socket) -> TcpStream {
         TcpStream::new(socket)
     }
 }
@@ -470,7 +480,7 @@ macro_rules! impl_debug {
     ($($ty:ident),*) => {$(
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty)).field("socket", AsyncStream::socket(self)).finish()
+                f.debug_struct(stringify!($ty)).field("socket", &AsyncStream::stream_socket(self)).finish()
             }
         }
     )*};
@@ -483,8 +493,11 @@ impl_debug!(TcpStream, TcpInputStream, TcpOutputStream);
 macro_rules! impl_input {
     ($ty:ident, push_output: $push:expr) => {
         impl AsyncStream for $ty {
-            fn socket(&self) -> &TcpSocket {
-                &self.reader.socket
+            fn stream_socket(&self) -> Option<&Socket> {
+                Some(&self.reader.socket)
+            }
+            fn is_open(&self) -> bool {
+                self.reader.socket.is_open()
             }
             fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
@@ -595,8 +608,11 @@ impl_output!(TcpStream, reader.socket, reader.id);
 impl_output!(TcpOutputStream, socket, id);
 
 impl AsyncStream for TcpOutputStream {
-    fn socket(&self) -> &TcpSocket {
-        &self.socket
+    fn stream_socket(&self) -> Option<&Socket> {
+        Some(&self.socket)
+    }
+    fn is_open(&self) -> bool {
+        self.socket.is_open()
     }
     fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.socket.conn.poll_close(self.id, cx)

@@ -1,8 +1,14 @@
 //! The four stream traits, mirroring cl-async's stream classes.
 //!
 //! Every method that might wait is a `poll_*` method here, with a named
-//! future in [`crate::ext`]; every other method returns at once. The traits
-//! are object-safe: `Box<dyn AsyncIoStream + Send + Unpin>` works.
+//! future in [`crate::ext`]; every other method returns at once.
+//!
+//! Nothing here names a transport: TCP, Unix-domain and TLS streams, the
+//! in-memory [`duplex`](crate::duplex) pair and any type of yours implement
+//! the same four traits. They are object-safe and `Unpin` is a supertrait,
+//! so `&mut dyn AsyncIoStream` and `Box<dyn AsyncIoStream + Send>` reach
+//! every helper (`write_all`, `finish_output`, `close_stream`) with no
+//! further bound.
 
 use std::io;
 use std::pin::Pin;
@@ -11,7 +17,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_lite::io::{AsyncBufRead, AsyncWrite};
 
-use crate::TcpSocket;
+use crate::Socket;
 
 /// cl-async's `async-stream`: a stream over a socket, open until closed.
 ///
@@ -29,14 +35,16 @@ use crate::TcpSocket;
 /// stream.close_stream().await?; // closing twice is harmless
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub trait AsyncStream {
-    /// The socket this stream wraps.
-    fn socket(&self) -> &TcpSocket;
+pub trait AsyncStream: Unpin {
+    /// The streamish [`Socket`] under this stream (cl-async's
+    /// `stream-socket`), for its callbacks' settings, data and timeouts;
+    /// `None` for a stream that has none (an in-memory one, or yours).
+    fn stream_socket(&self) -> Option<&Socket> {
+        None
+    }
 
     /// Whether the stream is still open: not closed, not aborted.
-    fn is_open(&self) -> bool {
-        self.socket().is_open()
-    }
+    fn is_open(&self) -> bool;
 
     /// Closes gracefully (cl-async's `close`): refuses new writes, sends
     /// everything queued, shuts down the write side, then releases the
@@ -89,7 +97,7 @@ pub trait AsyncInputStream: AsyncStream + AsyncBufRead {
         match self.read_sequence(&mut b)? {
             1 => Ok(Some(b[0])),
             _ if self.at_eof() => Err(crate::Event::Eof {
-                socket: Some(self.socket().clone()),
+                socket: self.stream_socket().cloned(),
             }
             .into()),
             _ => Ok(None),
@@ -241,14 +249,15 @@ pub trait AsyncOutputStream: AsyncStream + AsyncWrite {
 /// # Examples
 ///
 /// ```
-/// use streamish::{AsyncIoStream, TcpListener, TcpStream};
+/// use streamish::{AsyncIoStream, AsyncOutputStreamExt, TcpListener, TcpStream};
 ///
 /// # futures_lite::future::block_on(async {
 /// let server = TcpListener::bind("127.0.0.1:0")?;
 /// let stream = TcpStream::connect(server.local_addr()).await?;
-/// let mut boxed: Box<dyn AsyncIoStream + Send + Unpin> = Box::new(stream);
+/// let mut boxed: Box<dyn AsyncIoStream + Send> = Box::new(stream);
 /// boxed.write_sequence(b"ping")?;
-/// assert!(boxed.queued() <= 4);
+/// boxed.finish_output().await?; // no `Unpin` bound needed
+/// assert_eq!(boxed.queued(), 0);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
 pub trait AsyncIoStream: AsyncInputStream + AsyncOutputStream {}
@@ -257,9 +266,9 @@ impl<T: AsyncInputStream + AsyncOutputStream + ?Sized> AsyncIoStream for T {}
 
 macro_rules! deref_stream {
     ($($ptr:ty),*) => {$(
-        impl<T: AsyncStream + Unpin + ?Sized> AsyncStream for $ptr {
-            fn socket(&self) -> &TcpSocket {
-                (**self).socket()
+        impl<T: AsyncStream + ?Sized> AsyncStream for $ptr {
+            fn stream_socket(&self) -> Option<&Socket> {
+                (**self).stream_socket()
             }
             fn is_open(&self) -> bool {
                 (**self).is_open()
@@ -272,7 +281,7 @@ macro_rules! deref_stream {
             }
         }
 
-        impl<T: AsyncInputStream + Unpin + ?Sized> AsyncInputStream for $ptr {
+        impl<T: AsyncInputStream + ?Sized> AsyncInputStream for $ptr {
             fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 (**self).read_sequence(buf)
             }
@@ -305,7 +314,7 @@ macro_rules! deref_stream {
             }
         }
 
-        impl<T: AsyncOutputStream + Unpin + ?Sized> AsyncOutputStream for $ptr {
+        impl<T: AsyncOutputStream + ?Sized> AsyncOutputStream for $ptr {
             fn write_sequence(&mut self, buf: &[u8]) -> io::Result<()> {
                 (**self).write_sequence(buf)
             }

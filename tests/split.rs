@@ -4,7 +4,7 @@ mod common;
 
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use std::io;
-use streamish::{AsyncInputStream, AsyncStream, AsyncStreamExt, TcpStream};
+use streamish::{AsyncInputStream, AsyncStreamExt, TcpStream};
 
 use common::{Rng, pair, run, wait_input};
 

@@ -69,7 +69,10 @@ fn dyn_trait_object_is_usable() {
         assert_eq!(boxed.buffered(), 2);
         boxed.clear_input();
         assert_eq!(boxed.buffered(), 0);
-        assert_eq!(boxed.socket().peer_addr().unwrap(), peer.local_addr().unwrap());
+        assert_eq!(
+            boxed.stream_socket().unwrap().peer_addr().unwrap(),
+            peer.local_addr().unwrap()
+        );
         boxed.close_stream().await.unwrap();
         assert!(!boxed.is_open());
         assert_closed(boxed.write_sequence(b"x"), "write through dyn after close");
@@ -207,5 +210,26 @@ fn futures_lite_toolbox_works() {
         let mut sink = futures_lite::io::Cursor::new(Vec::new());
         assert_eq!(futures_lite::io::copy(input, &mut sink).await.unwrap(), 6);
         assert_eq!(sink.into_inner(), b"copied");
+    });
+}
+
+/// Generic code over a trait object, with no `Unpin` or `Send` bound at
+/// the call site: every helper is reachable.
+async fn ping_then_close(stream: &mut dyn AsyncIoStream) -> io::Result<()> {
+    stream.write_all(b"ping").await?;
+    stream.finish_output().await?;
+    stream.close_stream().await
+}
+
+#[test]
+fn helpers_reach_a_bare_trait_object() {
+    run(async {
+        let (client, mut peer) = pair().await;
+        let mut boxed: Box<dyn AsyncIoStream + Send> = Box::new(client);
+        ping_then_close(&mut *boxed).await.unwrap();
+        assert!(!boxed.is_open());
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"ping");
     });
 }

@@ -8,8 +8,8 @@ use std::io;
 use futures_lite::future::zip;
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use streamish::{
-    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStream, AsyncStreamExt, TcpInputStream,
-    TcpOutputStream, TcpStream,
+    AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, TcpInputStream, TcpOutputStream,
+    TcpStream,
 };
 
 use common::{Rng, pair, run, wait_input};

@@ -17,7 +17,7 @@ use super::stats::Dir;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::addr::{self, ToAddrs};
 use crate::conn::Conn;
-use crate::{Clock, Event, TcpSocket, TcpStream};
+use crate::{Clock, Event, Socket, TcpStream};
 
 /// Starts building a connection to `host:port` (cl-async's `tcp-connect`).
 /// `host` is a name or an IP literal; names resolve off the executor, IPv6
@@ -25,7 +25,7 @@ use crate::{Clock, Event, TcpSocket, TcpStream};
 ///
 /// Set cl-async's keywords on the builder, then `spawn` it on the event
 /// loop, or `start` it to get a [`Driver`] for your own executor. Either
-/// way it returns at once with the [`TcpSocket`]: writes made before the
+/// way it returns at once with the [`Socket`]: writes made before the
 /// connection is up are queued after `data` and go out in order once it is.
 ///
 /// # Examples
@@ -165,13 +165,13 @@ impl TcpConnect {
     /// assert!(socket.is_closed());
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn start(self) -> io::Result<(TcpSocket, Driver)> {
+    pub fn start(self) -> io::Result<(Socket, Driver)> {
         self.settings.check()?;
         if self.port == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot connect to port 0"));
         }
         let target = (self.host.as_str(), self.port).to_target()?;
-        let socket = TcpSocket::from_conn(Conn::new(None));
+        let socket = Socket::from_conn(Conn::new(None));
         session::init_ctl(&socket, &self.settings);
         for d in self.data {
             socket.write_bytes(d)?;
@@ -194,7 +194,7 @@ impl TcpConnect {
     /// Starts the connection on the current event loop and returns its
     /// socket at once. Fails outside [`with_event_loop`](crate::with_event_loop),
     /// and for the bad options [`start`](TcpConnect::start) refuses.
-    pub fn spawn(self) -> io::Result<TcpSocket> {
+    pub fn spawn(self) -> io::Result<Socket> {
         let (socket, driver) = self.start()?;
         super::spawn(driver)?;
         Ok(socket)
@@ -219,7 +219,7 @@ impl fmt::Debug for TcpConnect {
 /// Resolves and connects, racing the connect clock and a close, then runs
 /// the session.
 async fn run(
-    socket: TcpSocket,
+    socket: Socket,
     guard: DriverGuard,
     target: addr::Target,
     local: Option<SocketAddr>,

@@ -26,10 +26,10 @@ pub(crate) struct Locals(RefCell<Vec<Option<Box<dyn Any>>>>);
 /// A room of clients, kept without a lock:
 ///
 /// ```
-/// use streamish::{LoopLocal, TcpSocket, tcp_connect, tcp_server, with_event_loop};
+/// use streamish::{LoopLocal, Socket, tcp_connect, tcp_server, with_event_loop};
 ///
 /// with_event_loop(|| {
-///     let room = LoopLocal::new(Vec::<TcpSocket>::new())?;
+///     let room = LoopLocal::new(Vec::<Socket>::new())?;
 ///     let server = tcp_server("127.0.0.1", 0)
 ///         .connect_cb(move |sock| room.with(|r| r.push(sock.clone())))
 ///         .event_cb(move |ev| {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{Event, TcpSocket, TcpStream};
+use crate::{Event, Socket, TcpStream};
 
 pub use connect::{TcpConnect, tcp_connect};
 pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
@@ -48,9 +48,9 @@ pub use stats::{Stats, process_stats, stats};
 /// Both modes in one `read_cb`:
 ///
 /// ```
-/// use streamish::{AsyncInputStream, ReadData, TcpSocket};
+/// use streamish::{AsyncInputStream, ReadData, Socket};
 ///
-/// fn on_read(sock: &TcpSocket, data: ReadData<'_>) {
+/// fn on_read(sock: &Socket, data: ReadData<'_>) {
 ///     match data {
 ///         // Drained: the bytes are yours, without a copy.
 ///         ReadData::Bytes(bytes) => {
@@ -93,11 +93,11 @@ impl ReadData<'_> {
 }
 
 /// `read_cb`: called with the socket and what arrived.
-pub(crate) type ReadCb = Arc<dyn Fn(&TcpSocket, ReadData<'_>) + Send + Sync>;
+pub(crate) type ReadCb = Arc<dyn Fn(&Socket, ReadData<'_>) + Send + Sync>;
 /// `event_cb`: called with each event, once.
 pub(crate) type EventCb = Arc<dyn Fn(Event) + Send + Sync>;
 /// `connect_cb` and `write_cb`: called with the socket.
-pub(crate) type SocketCb = Arc<dyn Fn(&TcpSocket) + Send + Sync>;
+pub(crate) type SocketCb = Arc<dyn Fn(&Socket) + Send + Sync>;
 
 /// The callbacks of a connection (shared by every connection of a server).
 #[derive(Clone, Default)]
@@ -296,7 +296,7 @@ macro_rules! common_options {
         /// ([`ReadData::Bytes`] in drained mode, [`ReadData::Stream`] in
         /// stream mode). Without it, arriving bytes stay buffered on the
         /// socket: nothing is dropped.
-        pub fn read_cb(mut self, f: impl Fn(&TcpSocket, ReadData<'_>) + Send + Sync + 'static) -> Self {
+        pub fn read_cb(mut self, f: impl Fn(&Socket, ReadData<'_>) + Send + Sync + 'static) -> Self {
             self.cbs.read = Some(std::sync::Arc::new(f));
             self
         }
@@ -321,7 +321,7 @@ macro_rules! common_options {
 
         /// `connect-cb`: called once the connection is up, before any
         /// `read_cb`.
-        pub fn connect_cb(mut self, f: impl Fn(&TcpSocket) + Send + Sync + 'static) -> Self {
+        pub fn connect_cb(mut self, f: impl Fn(&Socket) + Send + Sync + 'static) -> Self {
             self.cbs.connect = Some(std::sync::Arc::new(f));
             self
         }
@@ -332,8 +332,8 @@ macro_rules! common_options {
         ///
         /// Each call follows the `send` that emptied the queue, so a writer
         /// that streams should queue a good amount per call: up to the
-        /// high-water mark ([`TcpSocket::queued`] against
-        /// [`TcpSocket::water_marks`]), which keeps the kernel busy at
+        /// high-water mark ([`Socket::queued`] against
+        /// [`Socket::water_marks`]), which keeps the kernel busy at
         /// full speed with 64 KiB in memory. One small write per call is
         /// one `send` per write, and with `TCP_NODELAY` one TCP segment per
         /// write: an order of magnitude slower than topping up.
@@ -345,7 +345,7 @@ macro_rules! common_options {
         /// ```
         /// use std::sync::Arc;
         /// use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-        /// use streamish::{ReadData, TcpSocket, tcp_connect, tcp_server, with_event_loop};
+        /// use streamish::{ReadData, Socket, tcp_connect, tcp_server, with_event_loop};
         ///
         /// const WRITES: usize = 1024;
         /// let got = Arc::new(AtomicUsize::new(0));
@@ -360,7 +360,7 @@ macro_rules! common_options {
         ///         .spawn()?;
         ///     let port = server.local_addr().port();
         ///     let left = Arc::new(AtomicUsize::new(WRITES));
-        ///     let pump = move |sock: &TcpSocket| {
+        ///     let pump = move |sock: &Socket| {
         ///         // Top the queue up to the high-water mark.
         ///         let (high, _) = sock.water_marks();
         ///         let mut n = left.load(Relaxed);
@@ -383,7 +383,7 @@ macro_rules! common_options {
         /// .unwrap();
         /// assert_eq!(got.load(Relaxed), WRITES * 1024);
         /// ```
-        pub fn write_cb(mut self, f: impl Fn(&TcpSocket) + Send + Sync + 'static) -> Self {
+        pub fn write_cb(mut self, f: impl Fn(&Socket) + Send + Sync + 'static) -> Self {
             self.cbs.write = Some(std::sync::Arc::new(f));
             self
         }
@@ -438,7 +438,7 @@ macro_rules! common_options {
         /// Keeps the connection open after the peer's end of file, for
         /// writing (off by default, as in cl-async, which closes on
         /// `tcp-eof`). It then closes once its own write side is shut down
-        /// too ([`TcpSocket::shutdown_write`]) or on [`TcpSocket::close`]:
+        /// too ([`Socket::shutdown_write`]) or on [`Socket::close`]:
         /// what a proxy needs to pass a half-close through.
         pub fn allow_half_open(mut self, on: bool) -> Self {
             self.settings.half_open = on;
@@ -457,7 +457,7 @@ macro_rules! common_options {
         /// [`Event::QueueFull`](crate::Event::QueueFull), reported to
         /// `event_cb`, instead of letting a peer that never reads grow the
         /// process. Default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED);
-        /// see [`TcpSocket::set_max_queued`]. Zero is refused.
+        /// see [`Socket::set_max_queued`]. Zero is refused.
         pub fn max_queued(mut self, bytes: usize) -> Self {
             if bytes == 0 {
                 self.settings.error = Some("max_queued must be above 0".into());
@@ -471,16 +471,16 @@ macro_rules! common_options {
 pub(crate) use common_options;
 
 /// The callback face's controls on a live socket.
-impl TcpSocket {
+impl Socket {
     /// Stops reading (cl-async's `disable-socket`, which it never
     /// implemented): no `read_cb` and no read clock until
-    /// [`resume_reading`](TcpSocket::resume_reading); the kernel buffers,
+    /// [`resume_reading`](Socket::resume_reading); the kernel buffers,
     /// then pushes back on the peer.
     pub fn pause_reading(&self) {
         self.conn.set_paused(true);
     }
 
-    /// Reads again after [`pause_reading`](TcpSocket::pause_reading)
+    /// Reads again after [`pause_reading`](Socket::pause_reading)
     /// (cl-async's `enable-socket`).
     pub fn resume_reading(&self) {
         self.conn.set_paused(false);

@@ -13,7 +13,7 @@ use async_io::Timer;
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::tuning::{ACCEPT_BACKOFF, ACCEPT_BUDGET};
-use crate::{DEFAULT_BACKLOG, Event, TcpListener, TcpSocket};
+use crate::{DEFAULT_BACKLOG, Event, Socket, TcpListener};
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
 /// `bind` is an IP address or a host name (resolved as
@@ -257,7 +257,7 @@ struct Shared {
 
 /// A running callback-style server: its address, and `close`. Cheap to
 /// clone; every connection it accepts reaches it through
-/// [`TcpSocket::server`].
+/// [`Socket::server`].
 ///
 /// # Examples
 ///
@@ -323,7 +323,7 @@ impl fmt::Debug for TcpServerHandle {
     }
 }
 
-impl TcpSocket {
+impl Socket {
     /// The server that accepted this connection, for its callbacks to
     /// reach (to close it, say); `None` for connections made by
     /// `tcp_connect` or on the await face.

@@ -17,13 +17,13 @@ use crate::conn::Conn;
 use crate::tuning::MAX_READ;
 use crate::tuning::{INPUT_CAP, READ_TURN, TURN_BYTES, TURNS};
 use crate::wait::WaitId;
-use crate::{AsyncInputStream, Clock, Event, TcpSocket, TcpStream};
+use crate::{AsyncInputStream, Clock, Event, Socket, TcpStream};
 
 /// An idle connection's whole driver is this struct (spawned unboxed on the
 /// event loop), so what is rarely used is boxed on first use: the stream of
 /// stream mode, the timer of the clocks.
 pub(crate) struct Session {
-    socket: TcpSocket,
+    socket: Socket,
     /// The driver's key among the connection's waiting tasks; the session
     /// marks its connection driven while it lives (see [`DriverGuard`]).
     id: WaitId,
@@ -62,7 +62,7 @@ pub(crate) struct Session {
 impl Session {
     /// Starts the session of a connection that is up, counting it open.
     pub(crate) fn new(
-        socket: TcpSocket,
+        socket: Socket,
         cbs: Arc<Callbacks>,
         settings: &Settings,
         dir: Dir,
@@ -95,7 +95,7 @@ impl Session {
 
     /// Runs `f` as a callback: writes it makes are flushed after it returns,
     /// in one go. A panic aborts the connection, then goes on unwinding.
-    fn call<R>(socket: &TcpSocket, f: impl FnOnce() -> R) -> R {
+    fn call<R>(socket: &Socket, f: impl FnOnce() -> R) -> R {
         socket.conn.set_in_callback(true);
         let res = panic::catch_unwind(AssertUnwindSafe(f));
         socket.conn.set_in_callback(false);
@@ -117,7 +117,7 @@ impl Session {
 
     /// Delivers `ev` once, then closes the socket (without a reset: its
     /// queued output is dropped); the driver's result.
-    pub(crate) fn deliver(socket: &TcpSocket, cbs: &Callbacks, ev: Event) -> io::Result<()> {
+    pub(crate) fn deliver(socket: &Socket, cbs: &Callbacks, ev: Event) -> io::Result<()> {
         let ev = match ev.socket() {
             Some(_) => ev,
             None => ev.with_socket(socket.clone()),
@@ -389,7 +389,7 @@ impl Future for Session {
 
 /// The session of a socket that was accepted, counted open now; its first
 /// poll calls `connect_cb`.
-pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settings) -> Session {
+pub(crate) fn incoming(socket: Socket, cbs: Arc<Callbacks>, settings: &Settings) -> Session {
     init_ctl(&socket, settings);
     let guard = DriverGuard::new(&socket.conn);
     let mut session = Session::new(socket, cbs, settings, Dir::Incoming, guard);
@@ -400,7 +400,7 @@ pub(crate) fn incoming(socket: TcpSocket, cbs: Arc<Callbacks>, settings: &Settin
 
 /// Copies the timeout options onto the socket, where `set_timeouts` can
 /// change them later.
-pub(crate) fn init_ctl(socket: &TcpSocket, settings: &Settings) {
+pub(crate) fn init_ctl(socket: &Socket, settings: &Settings) {
     let _ = socket.conn.set_max_queued(settings.max_queued);
     socket
         .conn
