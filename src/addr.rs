@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use async_io::Async;
 
 use crate::Event;
+use crate::transport::Sock;
 
 /// What a connect target resolves from. Public only inside the sealed
 /// [`ToAddrs`] trait; not nameable outside the crate.
@@ -180,20 +181,18 @@ pub(crate) async fn connect_any(
     label: &str,
     addrs: &[SocketAddr],
     local: Option<SocketAddr>,
-) -> io::Result<Async<std::net::TcpStream>> {
+) -> io::Result<Async<Sock>> {
     let mut failures = Vec::new();
     let mut first_kind = None;
     for &addr in addrs {
         if addr.port() == 0 {
             return Err(invalid(format!("cannot connect to {addr}: port 0")));
         }
-        let res = match local {
-            None => Async::<std::net::TcpStream>::connect(addr).await,
-            Some(local) if local.is_ipv4() != addr.is_ipv4() => continue,
-            // The same bind fails for every address: say so at once.
-            Some(local) => connect_from(local, addr).await?,
-        };
-        match res {
+        if local.is_some_and(|l| l.is_ipv4() != addr.is_ipv4()) {
+            continue;
+        }
+        // A failed bind fails for every address alike: say so at once.
+        match connect_one(local, addr).await? {
             Ok(io) => return Ok(io),
             Err(e) => {
                 first_kind.get_or_insert(e.kind());
@@ -210,20 +209,23 @@ pub(crate) async fn connect_any(
 }
 
 /// Resolves and connects, from `local` if given.
-pub(crate) async fn connect(addr: impl ToAddrs, local: Option<SocketAddr>) -> io::Result<Async<std::net::TcpStream>> {
+pub(crate) async fn connect(addr: impl ToAddrs, local: Option<SocketAddr>) -> io::Result<Async<Sock>> {
     let (label, addrs) = resolve(addr.to_target()?).await?;
     connect_any(&label, &addrs, local).await
 }
 
-/// Binds a new socket to `local` and connects it to `remote` without
-/// waiting on the executor. The outer error is the bind's (the same for
-/// every remote address); the inner one the connect's.
+/// Connects a new socket to `remote`, bound to `local` first if given,
+/// without waiting on the executor. The outer error is the bind's (the same
+/// for every remote address); the inner one the connect's. The socket is
+/// registered with the reactor once, as the transport it stays.
 #[cfg(unix)]
-async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<io::Result<Async<std::net::TcpStream>>> {
-    let fd = crate::sys::stream_socket(local)?;
-    if let Err(e) = rustix::net::bind(&fd, &local) {
-        let e = io::Error::from(e);
-        return Err(Event::from(io::Error::new(e.kind(), format!("cannot bind to {local}: {e}"))).into());
+async fn connect_one(local: Option<SocketAddr>, remote: SocketAddr) -> io::Result<io::Result<Async<Sock>>> {
+    let fd = crate::sys::stream_socket(remote)?;
+    if let Some(local) = local {
+        if let Err(e) = rustix::net::bind(&fd, &local) {
+            let e = io::Error::from(e);
+            return Err(Event::from(io::Error::new(e.kind(), format!("cannot bind to {local}: {e}"))).into());
+        }
     }
     let stream = std::net::TcpStream::from(fd);
     stream.set_nonblocking(true)?;
@@ -233,9 +235,9 @@ async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<io::R
             Ok(()) | Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        let io = Async::new_nonblocking(stream)?;
+        let io = Async::new_nonblocking(Sock::Tcp(stream))?;
         io.writable().await?;
-        match io.get_ref().take_error()? {
+        match io.get_ref().tcp()?.take_error()? {
             None => Ok(io),
             Some(e) => Err(e),
         }
@@ -243,11 +245,18 @@ async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<io::R
     .await)
 }
 
-/// std has no bind-before-connect outside Unix.
+/// Elsewhere std connects; a client cannot be bound first.
 #[cfg(not(unix))]
-async fn connect_from(local: SocketAddr, _remote: SocketAddr) -> io::Result<io::Result<Async<std::net::TcpStream>>> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("cannot bind a client to {local} on this system"),
-    ))
+async fn connect_one(local: Option<SocketAddr>, remote: SocketAddr) -> io::Result<io::Result<Async<Sock>>> {
+    if let Some(local) = local {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("cannot bind a client to {local} on this system"),
+        ));
+    }
+    Ok(async {
+        let io = Async::<std::net::TcpStream>::connect(remote).await?;
+        Async::new(Sock::Tcp(io.into_inner()?))
+    }
+    .await)
 }

@@ -23,28 +23,24 @@
 use std::any::Any;
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
-use async_io::{Async, ReadableOwned, Timer, WritableOwned};
+use async_io::{ReadableOwned, Timer, WritableOwned};
 use bytes::Bytes;
 
 use crate::buf::{InputBuf, OutputQueue};
 use crate::event::Event;
-use crate::sys;
+use crate::transport::{Io, Sock};
 use crate::tuning::{
     BEHIND_LOOKS, BEHIND_TICK, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, DEFAULT_MAX_QUEUED, DIRECT_WRITE, DROP_LINGER,
     FLUSH_BUDGET, FLUSH_BYTES, WRITE_BUDGET,
 };
 use crate::tuning::{MAX_IOV, MIN_READ};
 use crate::wait::{Ids, WaitId, Waiters, poll_ready};
-
-/// The shared socket.
-pub(crate) type Io = Arc<Async<TcpStream>>;
 
 pub(crate) struct Conn {
     /// Keys for the handles that wait on this connection.
@@ -97,7 +93,7 @@ struct InputSide {
     waiters: Waiters,
     total: u64,
     /// The wait for readability in progress (see [`poll_ready`]).
-    readable: Option<ReadableOwned<TcpStream>>,
+    readable: Option<ReadableOwned<Sock>>,
 }
 
 struct OutputSide {
@@ -125,7 +121,7 @@ struct OutputSide {
     /// The wait for writability in progress (see [`poll_ready`]). Boxed,
     /// unlike the read wait: a writer waits only when the kernel's buffer
     /// is full, and an idle connection then carries 8 bytes, not 56.
-    writable: Option<Box<WritableOwned<TcpStream>>>,
+    writable: Option<Box<WritableOwned<Sock>>>,
     /// Drains completed since the connection opened (the callback face's
     /// `write_cb` fires once per drain).
     drains: u64,
@@ -382,9 +378,7 @@ impl Conn {
     /// Polls the writability wait with the connection's waker.
     fn poll_writable(self: &Arc<Self>, out: &mut OutputSide, io: &Io) -> Poll<io::Result<()>> {
         let waker = Waker::from(self.clone());
-        let wait = out
-            .writable
-            .get_or_insert_with(|| Box::new(io.clone().writable_owned()));
+        let wait = out.writable.get_or_insert_with(|| Box::new(io.writable()));
         let res = Pin::new(&mut **wait).poll(&mut Context::from_waker(&waker));
         if res.is_ready() {
             out.writable = None;
@@ -660,7 +654,7 @@ impl Conn {
         let Some(io) = inp.io.clone() else {
             return Ok(n);
         };
-        match sys::read_slice(io.get_ref(), &mut out[n..]) {
+        match io.read_slice(&mut out[n..]) {
             Ok(0) => inp.eof = true,
             Ok(k) => {
                 inp.total += k as u64;
@@ -731,7 +725,7 @@ impl Conn {
                 }
             }
             let want = inp.buf.next_read();
-            match sys::read_into(io.get_ref(), inp.buf.prepare()) {
+            match io.read_into(inp.buf.prepare()) {
                 Ok(0) => {
                     inp.eof = true;
                     return Poll::Ready(Ok(0));
@@ -771,7 +765,7 @@ impl Conn {
                         ready!(readable(&mut inp, &io, id, cx))?;
                         inp.drained = false;
                     }
-                    match sys::read_slice(io.get_ref(), out) {
+                    match io.read_slice(out) {
                         Ok(n) => {
                             inp.eof = n == 0;
                             inp.total += n as u64;
@@ -919,7 +913,7 @@ impl Conn {
             return Ok(0);
         }
         let Some(io) = out.io.as_ref() else { return Ok(0) };
-        match sys::write_vectored(io.get_ref(), &[IoSlice::new(data)]) {
+        match io.write_vectored(&[IoSlice::new(data)]) {
             Ok(n) => {
                 out.sent(n);
                 self.direct.store(true, Ordering::Relaxed);
@@ -1069,11 +1063,11 @@ impl Conn {
         let mut cx = cx;
         for _ in 0..FLUSH_BUDGET {
             let res = match out.queue.as_single() {
-                Some(one) => sys::write_vectored(io.get_ref(), &[IoSlice::new(&one[..one.len().min(budget)])]),
+                Some(one) => io.write_vectored(&[IoSlice::new(&one[..one.len().min(budget)])]),
                 None => {
                     let mut iov = [IoSlice::new(&[]); MAX_IOV];
                     let n = out.queue.io_slices(&mut iov, budget);
-                    sys::write_vectored(io.get_ref(), &iov[..n])
+                    io.write_vectored(&iov[..n])
                 }
             };
             match res {
@@ -1263,7 +1257,7 @@ impl Conn {
         if out.queue.is_empty() && buf.len() >= DIRECT_WRITE {
             if let Some(io) = out.io.clone() {
                 loop {
-                    match sys::write_vectored(io.get_ref(), &[IoSlice::new(buf)]) {
+                    match io.write_vectored(&[IoSlice::new(buf)]) {
                         Ok(n) => {
                             out.sent(n);
                             return Poll::Ready(Ok(n));
@@ -1378,7 +1372,7 @@ impl Conn {
             return;
         }
         if let Some(io) = self.io() {
-            let _ = sys::set_zero_linger(io.get_ref());
+            let _ = io.set_zero_linger();
         }
         self.closing.store(true, Ordering::Release);
         self.release(true);
@@ -1433,20 +1427,14 @@ impl Conn {
 fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
     out.shut = true;
     out.refuse_fast();
-    match out.io.as_ref().map(|io| io.get_ref().shutdown(Shutdown::Write)) {
+    match out.io.as_ref().map(|io| io.shutdown_write()) {
         Some(Err(e)) if e.kind() != io::ErrorKind::NotConnected => Err(e),
         _ => Ok(()),
     }
 }
 
 fn readable(inp: &mut InputSide, io: &Io, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    poll_ready(
-        &mut inp.readable,
-        || io.clone().readable_owned(),
-        &mut inp.waiters,
-        id,
-        cx,
-    )
+    poll_ready(&mut inp.readable, || io.readable(), &mut inp.waiters, id, cx)
 }
 
 /// Reads and discards what the kernel holds, bounded, so that closing the
@@ -1455,7 +1443,7 @@ fn readable(inp: &mut InputSide, io: &Io, id: WaitId, cx: &mut Context<'_>) -> P
 fn drain_kernel(io: &Io) {
     let mut scratch = [0u8; 4096];
     for _ in 0..64 {
-        match sys::read_slice(io.get_ref(), &mut scratch) {
+        match io.read_slice(&mut scratch) {
             Ok(n) if n > 0 => {}
             _ => break,
         }

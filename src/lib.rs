@@ -110,6 +110,7 @@ mod sockopt;
 mod stream;
 mod sys;
 mod traits;
+mod transport;
 mod tuning;
 mod wait;
 

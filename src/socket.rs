@@ -10,6 +10,7 @@ use async_io::Async;
 use bytes::Bytes;
 
 use crate::conn::Conn;
+use crate::transport::{Io, Sock};
 
 /// A handle to one connection, over TCP, a Unix-domain socket or TLS:
 /// cl-async's `socket`.
@@ -73,8 +74,9 @@ impl Socket {
         Socket { conn }
     }
 
-    pub(crate) fn from_async(io: Async<std::net::TcpStream>) -> Socket {
-        Socket::from_conn(Conn::new(Some(Arc::new(io))))
+    /// A socket over a connected transport.
+    pub(crate) fn from_io(io: Io) -> Socket {
+        Socket::from_conn(Conn::new(Some(io)))
     }
 
     /// Queues `data` to be sent (cl-async's `write-socket-data`). Never
@@ -122,7 +124,7 @@ impl Socket {
 
     fn with_io<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> io::Result<R>) -> io::Result<R> {
         match self.conn.io() {
-            Some(io) => f(io.get_ref()),
+            Some(io) => f(io.get_ref().tcp()?),
             None if self.conn.is_closed() => Err(self.conn.closed_error()),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -270,9 +272,14 @@ impl fmt::Debug for Socket {
     }
 }
 
-impl From<Async<std::net::TcpStream>> for Socket {
-    fn from(io: Async<std::net::TcpStream>) -> Socket {
-        Socket::from_async(io)
+impl TryFrom<Async<std::net::TcpStream>> for Socket {
+    type Error = io::Error;
+
+    /// Takes over a stream already registered with the reactor (it is
+    /// registered again, as a transport streamish can also serve over
+    /// Unix-domain sockets and TLS).
+    fn try_from(io: Async<std::net::TcpStream>) -> io::Result<Socket> {
+        Socket::try_from(io.into_inner()?)
     }
 }
 
@@ -282,6 +289,6 @@ impl TryFrom<std::net::TcpStream> for Socket {
     /// Registers a connected std stream with the reactor (it is made
     /// non-blocking).
     fn try_from(s: std::net::TcpStream) -> io::Result<Socket> {
-        Ok(Socket::from_async(Async::new(s)?))
+        Ok(Socket::from_io(Io::new(Async::new(Sock::Tcp(s))?)))
     }
 }

@@ -10,7 +10,7 @@ use crate::Socket;
 /// Socket options, through rustix on Unix (no `unsafe` here).
 #[cfg(unix)]
 impl Socket {
-    fn with_fd<R>(&self, f: impl FnOnce(&std::net::TcpStream) -> rustix::io::Result<R>) -> io::Result<R> {
+    fn with_fd<R>(&self, f: impl FnOnce(&crate::transport::Sock) -> rustix::io::Result<R>) -> io::Result<R> {
         let io = self.conn.io().ok_or_else(|| self.conn.closed_error())?;
         Ok(f(io.get_ref())?)
     }
@@ -88,7 +88,7 @@ impl Socket {
     /// are not in it; both close only once both are dropped or closed.
     pub fn try_clone_std(&self) -> io::Result<std::net::TcpStream> {
         let io = self.conn.io().ok_or_else(|| self.conn.closed_error())?;
-        io.get_ref().try_clone()
+        io.get_ref().tcp()?.try_clone()
     }
 
     /// Waits until reading would not wait: bytes are buffered, or the
@@ -115,7 +115,9 @@ impl Socket {
 #[cfg(unix)]
 impl std::os::fd::AsRawFd for Socket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.conn.io().map_or(-1, |io| io.get_ref().as_raw_fd())
+        self.conn
+            .io()
+            .map_or(-1, |io| std::os::fd::AsFd::as_fd(io.get_ref()).as_raw_fd())
     }
 }
 
@@ -123,25 +125,8 @@ impl std::os::fd::AsRawFd for Socket {
 #[cfg(windows)]
 impl std::os::windows::io::AsRawSocket for Socket {
     fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-        self.conn.io().map_or(!0, |io| io.get_ref().as_raw_socket())
+        self.conn.io().map_or(!0, |io| {
+            std::os::windows::io::AsSocket::as_socket(io.get_ref()).as_raw_socket()
+        })
     }
 }
-
-macro_rules! raw_fd_via_socket {
-    ($($ty:ty),*) => {$(
-        #[cfg(unix)]
-        impl std::os::fd::AsRawFd for $ty {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                crate::AsyncStream::stream_socket(self).map_or(-1, |s| s.as_raw_fd())
-            }
-        }
-        #[cfg(windows)]
-        impl std::os::windows::io::AsRawSocket for $ty {
-            fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-                crate::AsyncStream::stream_socket(self).map_or(!0, |s| s.as_raw_socket())
-            }
-        }
-    )*};
-}
-
-raw_fd_via_socket!(crate::TcpStream, crate::TcpInputStream, crate::TcpOutputStream);

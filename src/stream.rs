@@ -1,5 +1,6 @@
-//! The stream types: [`TcpStream`] (both directions) and its halves
-//! [`TcpInputStream`] and [`TcpOutputStream`].
+//! The stream types. Every transport has three, declared by
+//! `stream_types!`: the whole stream ([`TcpStream`]) and its halves
+//! ([`TcpInputStream`], [`TcpOutputStream`]).
 //!
 //! Each is a [`Socket`] plus, for the input side, the front of the input
 //! buffer that `AsyncBufRead::poll_fill_buf` lent out. All the work is in
@@ -16,13 +17,14 @@ use bytes::{Buf, Bytes};
 use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
 use crate::addr::{self, ToAddrs};
+use crate::transport::Io;
 use crate::wait::WaitId;
 use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, Socket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
 /// of the shared buffer and lent to the caller (they precede everything
 /// still in the shared buffer).
-struct Reader {
+pub(crate) struct Reader {
     socket: Socket,
     front: Bytes,
     /// This handle's key among the connection's waiting tasks (a whole
@@ -37,7 +39,7 @@ impl Drop for Reader {
 }
 
 impl Reader {
-    fn new(socket: Socket) -> Reader {
+    pub(crate) fn new(socket: Socket) -> Reader {
         Reader {
             id: socket.conn.ids.next(),
             socket,
@@ -127,6 +129,260 @@ impl Reader {
     }
 }
 
+/// Declares a transport's three stream types over [`Socket`]: the whole
+/// stream and its input and output halves, with every trait and the
+/// methods they share. The transport's own methods (connecting, addresses)
+/// are written beside it.
+macro_rules! stream_types {
+    (
+        $(#[$sm:meta])* $stream:ident,
+        $(#[$im:meta])* $input:ident,
+        $(#[$om:meta])* $output:ident $(,)?
+    ) => {
+        $(#[$sm])*
+        pub struct $stream {
+            reader: $crate::stream::Reader,
+        }
+
+        $(#[$im])*
+        pub struct $input {
+            reader: $crate::stream::Reader,
+        }
+
+        $(#[$om])*
+        pub struct $output {
+            socket: $crate::Socket,
+            id: $crate::wait::WaitId,
+            /// Made by `split`: dropping it half-closes.
+            half: bool,
+        }
+
+        impl Drop for $output {
+            fn drop(&mut self) {
+                self.socket.conn.forget(self.id);
+                if self.half {
+                    self.socket.conn.request_shutdown_write();
+                }
+            }
+        }
+
+        impl $stream {
+            /// Wraps a socket in a stream (cl-async's
+            /// `make-instance 'async-io-stream :socket sock`). Several
+            /// streams over one socket share its buffers.
+            pub fn new(socket: $crate::Socket) -> $stream {
+                $stream {
+                    reader: $crate::stream::Reader::new(socket),
+                }
+            }
+
+            /// The socket this stream wraps.
+            pub fn socket(&self) -> &$crate::Socket {
+                &self.reader.socket
+            }
+
+            /// Gives up the stream, keeping the socket. Bytes lent out by
+            /// `fill_buf` and not consumed go back to the front of the
+            /// socket's input buffer.
+            pub fn into_socket(self) -> $crate::Socket {
+                $crate::stream::restore_front(self.reader)
+            }
+
+            /// Splits the stream into its input and output halves, which
+            /// can be used from different tasks.
+            ///
+            /// Unlike the whole stream, the input half does not push queued
+            /// output when it reads (that would make the reading task wait
+            /// on the writer's readiness): the output half's bytes go out
+            /// by themselves, and `finish_output` waits for them.
+            pub fn split(self) -> ($input, $output) {
+                let mut output = $output::new(self.reader.socket.clone());
+                output.half = true;
+                ($input { reader: self.reader }, output)
+            }
+
+            /// Puts halves made by `split` back together; halves of
+            /// different connections are given back in the error.
+            pub fn reunite(
+                input: $input,
+                output: $output,
+            ) -> Result<$stream, $crate::ReuniteError<$input, $output>> {
+                if input.reader.socket.ptr_eq(&output.socket) {
+                    let mut output = output;
+                    output.half = false;
+                    Ok($stream { reader: input.reader })
+                } else {
+                    Err($crate::ReuniteError(input, output))
+                }
+            }
+
+            /// Half-close: sends what is queued, then shuts down the write
+            /// side. Reading goes on until the peer's end of file.
+            /// `AsyncWrite::close` does the same.
+            pub async fn shutdown_write(&mut self) -> std::io::Result<()> {
+                let id = self.reader.id;
+                futures_lite::future::poll_fn(|cx| self.reader.socket.conn.poll_shutdown_write(id, cx)).await
+            }
+
+            /// Bytes read from the transport so far.
+            pub fn bytes_read(&self) -> u64 {
+                self.reader.socket.bytes_read()
+            }
+
+            /// Bytes handed to the transport so far.
+            pub fn bytes_written(&self) -> u64 {
+                self.reader.socket.bytes_written()
+            }
+
+            /// Queues `data` without copying it (unless it is small); never
+            /// waits.
+            pub fn write_bytes(&mut self, data: impl Into<bytes::Bytes>) -> std::io::Result<()> {
+                self.reader.socket.write_bytes(data)
+            }
+        }
+
+        impl $input {
+            /// Wraps a socket in an input stream (cl-async's
+            /// `make-instance 'async-input-stream :socket sock`).
+            pub fn new(socket: $crate::Socket) -> $input {
+                $input {
+                    reader: $crate::stream::Reader::new(socket),
+                }
+            }
+
+            /// The socket this stream wraps.
+            pub fn socket(&self) -> &$crate::Socket {
+                &self.reader.socket
+            }
+
+            /// Gives up the stream, keeping the socket.
+            pub fn into_socket(self) -> $crate::Socket {
+                $crate::stream::restore_front(self.reader)
+            }
+        }
+
+        impl $output {
+            /// Wraps a socket in an output stream (cl-async's
+            /// `make-instance 'async-output-stream :socket sock`).
+            pub fn new(socket: $crate::Socket) -> $output {
+                $output {
+                    id: socket.conn.ids.next(),
+                    socket,
+                    half: false,
+                }
+            }
+
+            /// The socket this stream wraps.
+            pub fn socket(&self) -> &$crate::Socket {
+                &self.socket
+            }
+
+            /// Gives up the stream, keeping the socket (a half made by
+            /// `split` is then not shut down).
+            pub fn into_socket(mut self) -> $crate::Socket {
+                self.half = false;
+                self.socket.clone()
+            }
+
+            /// Half-close: sends what is queued, then shuts down the write
+            /// side.
+            pub async fn shutdown_write(&mut self) -> std::io::Result<()> {
+                let id = self.id;
+                futures_lite::future::poll_fn(|cx| self.socket.conn.poll_shutdown_write(id, cx)).await
+            }
+
+            /// Queues `data` without copying it (unless it is small); never
+            /// waits.
+            pub fn write_bytes(&mut self, data: impl Into<bytes::Bytes>) -> std::io::Result<()> {
+                self.socket.write_bytes(data)
+            }
+        }
+
+        impl From<$crate::Socket> for $stream {
+            fn from(socket: $crate::Socket) -> $stream {
+                $stream::new(socket)
+            }
+        }
+
+        $crate::stream::impl_debug!($stream, $input, $output);
+        $crate::stream::impl_input!($stream, push_output: true);
+        $crate::stream::impl_input!($input, push_output: false);
+        $crate::stream::impl_output!($stream, reader.socket, reader.id);
+        $crate::stream::impl_output!($output, socket, id);
+
+        impl $crate::AsyncStream for $output {
+            fn stream_socket(&self) -> Option<&$crate::Socket> {
+                Some(&self.socket)
+            }
+            fn is_open(&self) -> bool {
+                self.socket.is_open()
+            }
+            fn poll_close_stream(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.socket.conn.poll_close(self.id, cx)
+            }
+            fn abort(&mut self) {
+                self.socket.conn.abort();
+            }
+        }
+
+        #[cfg(unix)]
+        impl std::os::fd::AsRawFd for $stream {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.reader.socket.as_raw_fd()
+            }
+        }
+        #[cfg(unix)]
+        impl std::os::fd::AsRawFd for $input {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.reader.socket.as_raw_fd()
+            }
+        }
+        #[cfg(unix)]
+        impl std::os::fd::AsRawFd for $output {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.socket.as_raw_fd()
+            }
+        }
+        #[cfg(windows)]
+        impl std::os::windows::io::AsRawSocket for $stream {
+            fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+                self.reader.socket.as_raw_socket()
+            }
+        }
+        #[cfg(windows)]
+        impl std::os::windows::io::AsRawSocket for $input {
+            fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+                self.reader.socket.as_raw_socket()
+            }
+        }
+        #[cfg(windows)]
+        impl std::os::windows::io::AsRawSocket for $output {
+            fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+                self.socket.as_raw_socket()
+            }
+        }
+    };
+}
+#[allow(unused_imports)] // used by the other transports' modules
+pub(crate) use stream_types;
+
+/// The error of `reunite`: the halves came from different streams. It
+/// gives them back.
+#[derive(Debug)]
+pub struct ReuniteError<I = TcpInputStream, O = TcpOutputStream>(pub I, pub O);
+
+impl<I, O> fmt::Display for ReuniteError<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves belong to different connections")
+    }
+}
+
+impl<I: fmt::Debug, O: fmt::Debug> std::error::Error for ReuniteError<I, O> {}
+
+stream_types! {
 /// A TCP stream in both directions: cl-async's `async-io-stream`.
 ///
 /// Reads come from an input buffer the stream fills from the socket;
@@ -171,53 +427,21 @@ impl Reader {
 /// all). The first write of a burst is sent at once, the rest coalesce.
 /// Dropping the last handle of a connection sends what is still queued,
 /// then closes; other [`Socket`] handles keep the connection open.
-pub struct TcpStream {
-    reader: Reader,
+    TcpStream,
+    /// The input half of a [`TcpStream`]: cl-async's `async-input-stream`.
+    ///
+    /// Made by [`TcpStream::split`] or by wrapping a socket with
+    /// [`TcpInputStream::new`].
+    TcpInputStream,
+    /// The output half of a [`TcpStream`]: cl-async's `async-output-stream`.
+    ///
+    /// Made by [`TcpStream::split`] or by wrapping a socket with
+    /// [`TcpOutputStream::new`]. Dropping the half made by `split` shuts down
+    /// the write side once its queued bytes are out (the peer sees end of
+    /// file), as tokio's write half does; one made by `new` leaves the socket
+    /// as it is.
+    TcpOutputStream,
 }
-
-/// The input half of a [`TcpStream`]: cl-async's `async-input-stream`.
-///
-/// Made by [`TcpStream::split`] or by wrapping a socket with
-/// [`TcpInputStream::new`].
-pub struct TcpInputStream {
-    reader: Reader,
-}
-
-/// The output half of a [`TcpStream`]: cl-async's `async-output-stream`.
-///
-/// Made by [`TcpStream::split`] or by wrapping a socket with
-/// [`TcpOutputStream::new`]. Dropping the half made by `split` shuts down
-/// the write side once its queued bytes are out (the peer sees end of
-/// file), as tokio's write half does; one made by `new` leaves the socket
-/// as it is.
-pub struct TcpOutputStream {
-    socket: Socket,
-    id: WaitId,
-    /// Made by `split`: dropping it half-closes.
-    half: bool,
-}
-
-impl Drop for TcpOutputStream {
-    fn drop(&mut self) {
-        self.socket.conn.forget(self.id);
-        if self.half {
-            self.socket.conn.request_shutdown_write();
-        }
-    }
-}
-
-/// The error of [`TcpStream::reunite`]: the halves came from different
-/// streams. It gives them back.
-#[derive(Debug)]
-pub struct ReuniteError(pub TcpInputStream, pub TcpOutputStream);
-
-impl fmt::Display for ReuniteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the halves belong to different connections")
-    }
-}
-
-impl std::error::Error for ReuniteError {}
 
 impl TcpStream {
     /// Connects to `addr`: a socket address, `"host:port"`, or
@@ -245,8 +469,8 @@ impl TcpStream {
     /// ```
     pub async fn connect<A: ToAddrs>(addr: A) -> io::Result<TcpStream> {
         let io = addr::connect(addr, None).await?;
-        io.get_ref().set_nodelay(true)?;
-        Ok(TcpStream::from(io))
+        io.get_ref().tcp()?.set_nodelay(true)?;
+        Ok(TcpStream::new(Socket::from_io(Io::new(io))))
     }
 
     /// Connects to `addr` from `local`: the socket is bound to `local`
@@ -274,75 +498,8 @@ impl TcpStream {
     /// ```
     pub async fn connect_from<A: ToAddrs>(local: impl Into<SocketAddr>, addr: A) -> io::Result<TcpStream> {
         let io = addr::connect(addr, Some(local.into())).await?;
-        io.get_ref().set_nodelay(true)?;
-        Ok(TcpStream::from(io))
-    }
-
-    /// Wraps a socket in a stream (cl-async's
-    /// `make-instance 'async-io-stream :socket sock`). Several streams over
-    /// one socket share its buffers.
-    pub fn new(socket: Socket) -> TcpStream {
-        TcpStream {
-            reader: Reader::new(socket),
-        }
-    }
-
-    /// The socket this stream wraps.
-    pub fn socket(&self) -> &Socket {
-        &self.reader.socket
-    }
-
-    /// Gives up the stream, keeping the socket. Bytes lent out by
-    /// `fill_buf` and not consumed go back to the front of the socket's
-    /// input buffer.
-    pub fn into_socket(self) -> Socket {
-        restore_front(self.reader)
-    }
-
-    /// Splits the stream into its input and output halves, which can be
-    /// used from different tasks.
-    ///
-    /// Unlike the whole stream, the input half does not push queued output
-    /// when it reads (that would make the reading task wait on the writer's
-    /// readiness): flush or close the output half, or use `finish_output`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use streamish::{TcpListener, TcpStream};
-    ///
-    /// # futures_lite::future::block_on(async {
-    /// let server = TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = TcpStream::connect(server.local_addr()).await?;
-    /// let (input, output) = stream.split();
-    /// let stream = TcpStream::reunite(input, output).unwrap();
-    /// # drop(stream);
-    /// # std::io::Result::Ok(()) }).unwrap();
-    /// ```
-    pub fn split(self) -> (TcpInputStream, TcpOutputStream) {
-        let mut output = TcpOutputStream::new(self.reader.socket.clone());
-        output.half = true;
-        (TcpInputStream { reader: self.reader }, output)
-    }
-
-    /// Puts halves made by [`split`](TcpStream::split) back together;
-    /// halves of different connections are given back in the error.
-    pub fn reunite(input: TcpInputStream, output: TcpOutputStream) -> Result<TcpStream, ReuniteError> {
-        if input.reader.socket.ptr_eq(&output.socket) {
-            let mut output = output;
-            output.half = false;
-            Ok(TcpStream { reader: input.reader })
-        } else {
-            Err(ReuniteError(input, output))
-        }
-    }
-
-    /// Half-close: sends what is queued, then shuts down the write side.
-    /// Reading goes on until the peer's end of file. `AsyncWrite::close`
-    /// does the same.
-    pub async fn shutdown_write(&mut self) -> io::Result<()> {
-        let id = self.reader.id;
-        futures_lite::future::poll_fn(|cx| self.reader.socket.conn.poll_shutdown_write(id, cx)).await
+        io.get_ref().tcp()?.set_nodelay(true)?;
+        Ok(TcpStream::new(Socket::from_io(Io::new(io))))
     }
 
     /// Shuts down the read side, the write side or both at once, without
@@ -371,25 +528,10 @@ impl TcpStream {
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.socket().set_nodelay(on)
     }
-
-    /// Bytes read from the kernel so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.socket().bytes_read()
-    }
-
-    /// Bytes handed to the kernel so far.
-    pub fn bytes_written(&self) -> u64 {
-        self.socket().bytes_written()
-    }
-
-    /// Queues `data` without copying it (unless it is small); never waits.
-    pub fn write_bytes(&mut self, data: impl Into<Bytes>) -> io::Result<()> {
-        self.socket().write_bytes(data)
-    }
 }
 
 /// Puts bytes lent by `fill_buf` back in front of the shared buffer.
-fn restore_front(reader: Reader) -> Socket {
+pub(crate) fn restore_front(reader: Reader) -> Socket {
     if !reader.front.is_empty() {
         let rest = reader.socket.conn.with_buffered(|b| b.to_vec());
         reader.socket.conn.clear_input();
@@ -399,64 +541,13 @@ fn restore_front(reader: Reader) -> Socket {
     reader.socket.clone()
 }
 
-impl TcpInputStream {
-    /// Wraps a socket in an input stream (cl-async's
-    /// `make-instance 'async-input-stream :socket sock`).
-    pub fn new(socket: Socket) -> TcpInputStream {
-        TcpInputStream {
-            reader: Reader::new(socket),
-        }
-    }
+impl TryFrom<Async<std::net::TcpStream>> for TcpStream {
+    type Error = io::Error;
 
-    /// The socket this stream wraps.
-    pub fn socket(&self) -> &Socket {
-        &self.reader.socket
-    }
-
-    /// Gives up the stream, keeping the socket.
-    pub fn into_socket(self) -> Socket {
-        restore_front(self.reader)
-    }
-}
-
-impl TcpOutputStream {
-    /// Wraps a socket in an output stream (cl-async's
-    /// `make-instance 'async-output-stream :socket sock`).
-    pub fn new(socket: Socket) -> TcpOutputStream {
-        TcpOutputStream {
-            id: socket.conn.ids.next(),
-            socket,
-            half: false,
-        }
-    }
-
-    /// The socket this stream wraps.
-    pub fn socket(&self) -> &Socket {
-        &self.socket
-    }
-
-    /// Gives up the stream, keeping the socket (a half made by `split` is
-    /// then not shut down).
-    pub fn into_socket(mut self) -> Socket {
-        self.half = false;
-        self.socket.clone()
-    }
-
-    /// Half-close: sends what is queued, then shuts down the write side.
-    pub async fn shutdown_write(&mut self) -> io::Result<()> {
-        let id = self.id;
-        futures_lite::future::poll_fn(|cx| self.socket.conn.poll_shutdown_write(id, cx)).await
-    }
-
-    /// Queues `data` without copying it (unless it is small); never waits.
-    pub fn write_bytes(&mut self, data: impl Into<Bytes>) -> io::Result<()> {
-        self.socket.write_bytes(data)
-    }
-}
-
-impl From<Async<std::net::TcpStream>> for TcpStream {
-    fn from(io: Async<std::net::TcpStream>) -> TcpStream {
-        TcpStream::new(Socket::from_async(io))
+    /// Takes over a stream already registered with the reactor (see
+    /// [`Socket`]'s `TryFrom`).
+    fn try_from(io: Async<std::net::TcpStream>) -> io::Result<TcpStream> {
+        Ok(TcpStream::new(Socket::try_from(io)?))
     }
 }
 
@@ -470,12 +561,6 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
     }
 }
 
-impl From<Socket> for TcpStream {
-    fn from(socket: Socket) -> TcpStream {
-        TcpStream::new(socket)
-    }
-}
-
 macro_rules! impl_debug {
     ($($ty:ident),*) => {$(
         impl fmt::Debug for $ty {
@@ -486,7 +571,7 @@ macro_rules! impl_debug {
     )*};
 }
 
-impl_debug!(TcpStream, TcpInputStream, TcpOutputStream);
+pub(crate) use impl_debug;
 
 // ---- the traits, for the types that read ----
 
@@ -562,8 +647,7 @@ macro_rules! impl_input {
     };
 }
 
-impl_input!(TcpStream, push_output: true);
-impl_input!(TcpInputStream, push_output: false);
+pub(crate) use impl_input;
 
 // ---- the traits, for the types that write ----
 
@@ -604,20 +688,4 @@ macro_rules! impl_output {
     };
 }
 
-impl_output!(TcpStream, reader.socket, reader.id);
-impl_output!(TcpOutputStream, socket, id);
-
-impl AsyncStream for TcpOutputStream {
-    fn stream_socket(&self) -> Option<&Socket> {
-        Some(&self.socket)
-    }
-    fn is_open(&self) -> bool {
-        self.socket.is_open()
-    }
-    fn poll_close_stream(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.socket.conn.poll_close(self.id, cx)
-    }
-    fn abort(&mut self) {
-        self.socket.conn.abort();
-    }
-}
+pub(crate) use impl_output;

@@ -16,7 +16,8 @@
 //! * Abort sets `SO_LINGER` to zero, so closing the descriptor sends RST.
 
 use std::io::{self, IoSlice};
-use std::net::TcpStream;
+
+use crate::transport::Sock;
 
 use bytes::BytesMut;
 
@@ -24,7 +25,7 @@ use bytes::BytesMut;
 /// `buf` by what was read. `Ok(0)` is end of file; `WouldBlock` is passed on.
 #[cfg(unix)]
 #[allow(unsafe_code)] // the crate's one `unsafe` block (decision 3)
-pub(crate) fn read_into(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub(crate) fn read_into(stream: &Sock, buf: &mut BytesMut) -> io::Result<usize> {
     loop {
         let len = buf.len();
         match rustix::net::recv(stream, buf.spare_capacity_mut(), rustix::net::RecvFlags::empty()) {
@@ -44,7 +45,7 @@ pub(crate) fn read_into(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<us
 
 /// Portable fallback: zero the spare capacity, then read through `std`.
 #[cfg(not(unix))]
-pub(crate) fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub(crate) fn read_into(mut stream: &Sock, buf: &mut BytesMut) -> io::Result<usize> {
     use std::io::Read;
     let len = buf.len();
     buf.resize(buf.capacity(), 0);
@@ -60,7 +61,7 @@ pub(crate) fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Resul
 
 /// Reads once from `stream` into `out`. `Ok(0)` is end of file.
 #[cfg(unix)]
-pub(crate) fn read_slice(stream: &TcpStream, out: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_slice(stream: &Sock, out: &mut [u8]) -> io::Result<usize> {
     loop {
         match rustix::net::recv(stream, &mut *out, rustix::net::RecvFlags::empty()) {
             Err(rustix::io::Errno::INTR) => continue,
@@ -71,7 +72,7 @@ pub(crate) fn read_slice(stream: &TcpStream, out: &mut [u8]) -> io::Result<usize
 
 /// Reads once from `stream` into `out`. `Ok(0)` is end of file.
 #[cfg(not(unix))]
-pub(crate) fn read_slice(mut stream: &TcpStream, out: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_slice(mut stream: &Sock, out: &mut [u8]) -> io::Result<usize> {
     use std::io::Read;
     loop {
         match stream.read(out) {
@@ -83,7 +84,7 @@ pub(crate) fn read_slice(mut stream: &TcpStream, out: &mut [u8]) -> io::Result<u
 
 /// Writes `bufs` in one system call, without raising `SIGPIPE`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+pub(crate) fn write_vectored(stream: &Sock, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendFlags, send, sendmsg};
     loop {
         let res = match bufs {
@@ -99,7 +100,7 @@ pub(crate) fn write_vectored(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Re
 
 /// Writes `bufs` in one system call.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn write_vectored(mut stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+pub(crate) fn write_vectored(mut stream: &Sock, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     use std::io::Write;
     loop {
         match stream.write_vectored(bufs) {
@@ -111,7 +112,7 @@ pub(crate) fn write_vectored(mut stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io
 
 /// Makes closing `stream` send RST and drop unsent data (cl-async's
 /// `close :abort t`).
-pub(crate) fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
+pub(crate) fn set_zero_linger(stream: &Sock) -> io::Result<()> {
     #[cfg(unix)]
     {
         rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO)).map_err(Into::into)

@@ -411,7 +411,7 @@ fn conversions_from_std_and_async_streams() {
 
         // Async<std::net::TcpStream> → TcpStream.
         let io = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
-        let mut b = TcpStream::from(io);
+        let mut b = TcpStream::try_from(io).unwrap();
         let (mut pb, _) = server.accept().await.unwrap();
         roundtrip(&mut b, &mut pb, b"from Async").await;
 
@@ -424,7 +424,7 @@ fn conversions_from_std_and_async_streams() {
 
         // Async → TcpSocket → the two one-way streams over one socket.
         let io = async_io::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
-        let socket = TcpSocket::from(io);
+        let socket = TcpSocket::try_from(io).unwrap();
         let mut input = TcpInputStream::new(socket.clone());
         let mut output = TcpOutputStream::new(socket.clone());
         let (mut pd, _) = server.accept().await.unwrap();

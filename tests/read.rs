@@ -122,7 +122,7 @@ fn read_sequence_and_read_byte_return_at_once_and_tell_nothing_yet_from_eof() {
         let mut buf = [0u8; 16];
 
         // Nothing sent: both return at once, and it is not EOF.
-        let mut early = TcpStream::from(async_io::Async::new(io.get_ref().try_clone().unwrap()).unwrap());
+        let mut early = TcpStream::try_from(async_io::Async::new(io.get_ref().try_clone().unwrap()).unwrap()).unwrap();
         assert_eq!(early.read_sequence(&mut buf).unwrap(), 0);
         assert_eq!(early.read_byte().unwrap(), None);
         assert!(!early.eof_seen());
@@ -135,7 +135,7 @@ fn read_sequence_and_read_byte_return_at_once_and_tell_nothing_yet_from_eof() {
         peer.write_all(b"hello").await.unwrap();
         peer.flush().await.unwrap();
         io.readable().await.unwrap();
-        let mut client = TcpStream::from(io);
+        let mut client = TcpStream::try_from(io).unwrap();
         assert_eq!(client.read_sequence(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(client.read_sequence(&mut buf).unwrap(), 0);

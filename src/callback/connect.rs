@@ -17,6 +17,7 @@ use super::stats::Dir;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::addr::{self, ToAddrs};
 use crate::conn::Conn;
+use crate::transport::Io;
 use crate::{Clock, Event, Socket, TcpStream};
 
 /// Starts building a connection to `host:port` (cl-async's `tcp-connect`).
@@ -270,10 +271,10 @@ async fn run(
             return Session::deliver(&socket, &cbs, ev);
         }
     };
-    if let Err(e) = io.get_ref().set_nodelay(settings.nodelay) {
+    if let Err(e) = io.get_ref().tcp().and_then(|s| s.set_nodelay(settings.nodelay)) {
         return Session::deliver(&socket, &cbs, Event::from_io(e, None));
     }
-    socket.conn.attach(Arc::new(io));
+    socket.conn.attach(Io::new(io));
     if socket.conn.is_closed() {
         return Ok(());
     }

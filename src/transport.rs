@@ -1,0 +1,190 @@
+//! What a connection moves bytes through: a stream socket registered with
+//! async-io's reactor (TCP, or a Unix-domain socket), and, for TLS, the
+//! rustls session over it.
+//!
+//! The engine ([`Conn`](crate::conn::Conn)) is written once over [`Io`]:
+//! it reads into its input buffer, writes from its output queue and waits
+//! for readiness, and never asks which transport it has. Readiness is the
+//! socket's in every case: a TLS session reads and writes records only
+//! when its socket does.
+
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use async_io::{Async, ReadableOwned, WritableOwned};
+use bytes::BytesMut;
+
+use crate::sys;
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub(crate) enum Sock {
+    Tcp(std::net::TcpStream),
+    #[cfg(unix)]
+    #[allow(dead_code)] // made by the Unix-domain streams
+    Unix(std::os::unix::net::UnixStream),
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for Sock {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Sock::Tcp(s) => s.as_fd(),
+            Sock::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for Sock {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        match self {
+            Sock::Tcp(s) => s.as_socket(),
+        }
+    }
+}
+
+impl Sock {
+    /// The TCP socket, or `Unsupported` for another transport.
+    pub(crate) fn tcp(&self) -> io::Result<&std::net::TcpStream> {
+        match self {
+            Sock::Tcp(s) => Ok(s),
+            #[allow(unreachable_patterns)]
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TCP socket")),
+        }
+    }
+
+    /// The Unix-domain socket, or `Unsupported` for another transport.
+    #[cfg(unix)]
+    #[allow(dead_code)]
+    pub(crate) fn unix(&self) -> io::Result<&std::os::unix::net::UnixStream> {
+        match self {
+            Sock::Unix(s) => Ok(s),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a Unix-domain socket")),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            #[cfg(unix)]
+            Sock::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+/// The transport of one connection, shared by its input and output sides
+/// (each reaches it under its own lock).
+#[derive(Clone)]
+pub(crate) struct Io {
+    sock: Arc<Async<Sock>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::tls::Session>>,
+}
+
+impl Io {
+    pub(crate) fn new(sock: Async<Sock>) -> Io {
+        Io {
+            sock: Arc::new(sock),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(sock: Async<Sock>, tls: crate::tls::Session) -> Io {
+        Io {
+            sock: Arc::new(sock),
+            tls: Some(Arc::new(tls)),
+        }
+    }
+
+    /// The socket under the transport.
+    pub(crate) fn get_ref(&self) -> &Sock {
+        self.sock.get_ref()
+    }
+
+    /// The socket registered with the reactor.
+    #[allow(dead_code)]
+    pub(crate) fn source(&self) -> &Async<Sock> {
+        &self.sock
+    }
+
+    pub(crate) fn readable(&self) -> ReadableOwned<Sock> {
+        self.sock.clone().readable_owned()
+    }
+
+    pub(crate) fn writable(&self) -> WritableOwned<Sock> {
+        self.sock.clone().writable_owned()
+    }
+
+    /// Reads once into the spare capacity of `buf`. `Ok(0)` is end of file;
+    /// a short read means the socket is drained. `WouldBlock` is passed on.
+    #[inline]
+    pub(crate) fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.read_into(self.get_ref(), buf);
+        }
+        sys::read_into(self.get_ref(), buf)
+    }
+
+    /// Reads once into `out`, as [`read_into`](Io::read_into).
+    #[inline]
+    pub(crate) fn read_slice(&self, out: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.read_slice(self.get_ref(), out);
+        }
+        sys::read_slice(self.get_ref(), out)
+    }
+
+    /// Writes `bufs` in one go; how many of their bytes the transport
+    /// took. Bytes a TLS session took may wait in it as records: see
+    /// [`flush_pending`](Io::flush_pending).
+    #[inline]
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.write_vectored(self.get_ref(), bufs);
+        }
+        sys::write_vectored(self.get_ref(), bufs)
+    }
+
+    /// Sends what the transport holds itself (a TLS session's sealed
+    /// records); `WouldBlock` while some is left.
+    #[inline]
+    #[allow(dead_code)]
+    pub(crate) fn flush_pending(&self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.flush(self.get_ref());
+        }
+        Ok(())
+    }
+
+    /// Ends the write side: a TLS session's `close_notify`, sent, then the
+    /// socket's `shutdown(Write)`. `WouldBlock` until the alert is out.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.close_notify(self.get_ref())?;
+        }
+        self.get_ref().shutdown(Shutdown::Write)
+    }
+
+    /// Makes closing send a reset and drop unsent data.
+    pub(crate) fn set_zero_linger(&self) -> io::Result<()> {
+        sys::set_zero_linger(self.get_ref())
+    }
+
+    /// Whether this transport is a TLS session.
+    #[allow(dead_code)]
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
