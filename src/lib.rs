@@ -9,7 +9,9 @@
 //! — [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
 //! blanket [`AsyncIoStream`] — implemented by [`TcpStream`] and its halves
 //! [`TcpInputStream`] and [`TcpOutputStream`], which are also futures-io
-//! `AsyncRead`, `AsyncBufRead` and `AsyncWrite`.
+//! `AsyncRead`, `AsyncBufRead` and `AsyncWrite`. [`duplex`] makes a
+//! connected pair of in-memory [`DuplexStream`]s with the same semantics,
+//! for testing code written against the traits without sockets.
 //!
 //! - **Reading never waits** with [`read_sequence`](AsyncInputStream::read_sequence)
 //!   and [`read_byte`](AsyncInputStream::read_byte): they return what is
@@ -100,6 +102,7 @@ mod addr;
 mod buf;
 mod callback;
 mod conn;
+mod duplex;
 mod event;
 mod ext;
 mod listener;
@@ -119,6 +122,7 @@ pub use callback::{
     Driver, LoopLocal, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop,
     process_stats, spawn, stats, tcp_connect, tcp_server, with_event_loop,
 };
+pub use duplex::{DuplexStream, duplex};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
 pub use listener::{Incoming, TcpListener};
