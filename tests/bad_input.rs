@@ -257,6 +257,8 @@ fn reading_after_eof() {
 
 // ---------------------------------------------------------------- writing to a closed peer
 
+// SIGPIPE is a Unix signal: Windows has none to raise.
+#[cfg(unix)]
 const SIGPIPE_CHILD: &str = "STREAMISH_BAD_INPUT_SIGPIPE_CHILD";
 
 /// Writing after the peer closed is `BrokenPipe` or `ConnectionReset`, on
@@ -264,17 +266,20 @@ const SIGPIPE_CHILD: &str = "STREAMISH_BAD_INPUT_SIGPIPE_CHILD";
 /// `main`, which would hide a library that raises it, so the check runs in
 /// a child process that restores the default action (death). See
 /// `sigpipe_child`.
+#[cfg(unix)]
 #[test]
 fn write_after_peer_closed_no_sigpipe() {
     run_child("sigpipe_child", SIGPIPE_CHILD);
 }
 
+#[cfg(unix)]
 fn is_gone(kind: io::ErrorKind) -> bool {
     matches!(kind, io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }
 
 /// The child half of `write_after_peer_closed_no_sigpipe`: does nothing
 /// unless run by it.
+#[cfg(unix)]
 #[test]
 #[ignore = "helper: run in a child process by write_after_peer_closed_no_sigpipe"]
 fn sigpipe_child() {

@@ -4,8 +4,9 @@
 //! Descriptor accounting: every test here runs inside `fd_checked`, which
 //! holds one process-wide lock for the whole test (tests of one binary run
 //! on parallel threads and share the descriptor table), counts
-//! `/proc/self/fd` before and after, and fails on any difference. The tests
-//! of this file therefore run one after the other; each is short.
+//! `/proc/self/fd` before and after (on Linux), and fails on any
+//! difference. The tests of this file therefore run one after the other;
+//! each is short.
 //!
 //! Timeouts under test are short (100 ms) and only *that* they fire, and
 //! which clock, is asserted, never how long they took.
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use async_io::{Async, Timer};
+use async_io::Timer;
 use futures_lite::future::poll_once;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use streamish::{
@@ -702,11 +703,16 @@ fn address_in_use(face: Face) {
 
 twins!(address_in_use: address_in_use_await, address_in_use_callback);
 
+// The EMFILE tests lower `RLIMIT_NOFILE` to what is open plus a few, so
+// they need the descriptor count, which only Linux gives (`/proc`).
+
+#[cfg(target_os = "linux")]
 const EMFILE_CHILD: &str = "STREAMISH_FAULTS_EMFILE_CHILD";
 
 /// The server runs out of descriptors on accept (in a child process with a
 /// lowered `RLIMIT_NOFILE`), reports it, and keeps serving once
 /// descriptors are free again. See `emfile_child`.
+#[cfg(target_os = "linux")]
 #[test]
 fn accept_out_of_fds() {
     fd_checked(|| {
@@ -714,14 +720,18 @@ fn accept_out_of_fds() {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn is_emfile(ev: &Event) -> bool {
     matches!(ev, Event::Io { error, .. } if error.raw_os_error() == Some(libc::EMFILE))
 }
 
 /// The child half of `accept_out_of_fds`: does nothing unless run by it.
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "helper: run in a child process by accept_out_of_fds"]
 fn emfile_child() {
+    use async_io::Async;
+
     if std::env::var_os(EMFILE_CHILD).is_none() {
         return;
     }

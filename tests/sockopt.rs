@@ -4,8 +4,6 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
 use streamish::{AsyncInputStream, TcpListener, TcpStream};
@@ -30,15 +28,22 @@ fn options_descriptor_and_readiness() {
     common::run(async {
         let (mut client, peer) = common::pair().await;
         let sock = peer.socket();
-        sock.set_keepalive(Some(Duration::from_secs(30))).unwrap();
-        assert!(sock.keepalive().unwrap());
-        sock.set_send_buffer_size(64 * 1024).unwrap();
-        assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
-        sock.set_recv_buffer_size(64 * 1024).unwrap();
-        assert!(sock.recv_buffer_size().unwrap() > 0);
-        sock.set_linger(Some(Duration::from_secs(1))).unwrap();
-        assert_eq!(sock.linger().unwrap(), Some(Duration::from_secs(1)));
-        assert!(peer.as_raw_fd() >= 0);
+        // The library has the options on Unix only.
+        #[cfg(unix)]
+        {
+            use std::time::Duration;
+            sock.set_keepalive(Some(Duration::from_secs(30))).unwrap();
+            assert!(sock.keepalive().unwrap());
+            sock.set_send_buffer_size(64 * 1024).unwrap();
+            assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
+            sock.set_recv_buffer_size(64 * 1024).unwrap();
+            assert!(sock.recv_buffer_size().unwrap() > 0);
+            sock.set_linger(Some(Duration::from_secs(1))).unwrap();
+            assert_eq!(sock.linger().unwrap(), Some(Duration::from_secs(1)));
+            assert!(std::os::fd::AsRawFd::as_raw_fd(&peer) >= 0);
+        }
+        #[cfg(windows)]
+        assert_ne!(std::os::windows::io::AsRawSocket::as_raw_socket(&peer), !0); // INVALID_SOCKET
         let std_peer = sock.try_clone_std().unwrap();
         assert_eq!(std_peer.peer_addr().unwrap(), client.local_addr().unwrap());
 
@@ -53,6 +58,7 @@ fn options_descriptor_and_readiness() {
 }
 
 #[test]
+#[cfg_attr(not(unix), ignore = "SO_REUSEPORT is a Unix option: elsewhere the second bind fails")]
 fn listeners_share_a_port_with_reuse_port() {
     let a = TcpListener::bind_reuse_port("127.0.0.1:0").unwrap();
     let b = TcpListener::bind_reuse_port(a.local_addr()).unwrap();

@@ -355,6 +355,7 @@ pub fn print_idle_result(per_conn: f64) -> ! {
 
 // Resources.
 
+#[cfg(unix)]
 pub fn nofile_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -365,6 +366,7 @@ pub fn nofile_limit() -> u64 {
     r.rlim_cur
 }
 
+#[cfg(unix)]
 pub fn raise_nofile_limit() {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -378,6 +380,15 @@ pub fn raise_nofile_limit() {
         }
     }
 }
+
+/// Windows has no per-process descriptor limit on sockets.
+#[cfg(not(unix))]
+pub fn nofile_limit() -> u64 {
+    u64::MAX
+}
+
+#[cfg(not(unix))]
+pub fn raise_nofile_limit() {}
 
 /// Idle connections to open: both ends live in the child, so each costs two
 /// descriptors; scaled down when the limit cannot take the full count.
@@ -420,6 +431,7 @@ fn cpu_seconds() -> f64 {
 }
 
 /// User and system time of the whole process so far, apart.
+#[cfg(unix)]
 fn cpu_split() -> (f64, f64) {
     // SAFETY: an all-zero rusage is valid, and getrusage only writes it.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -427,6 +439,12 @@ fn cpu_split() -> (f64, f64) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
     (t(u.ru_utime), t(u.ru_stime))
+}
+
+/// Not measured without `getrusage`: the CPU columns read NaN.
+#[cfg(not(unix))]
+fn cpu_split() -> (f64, f64) {
+    (f64::NAN, f64::NAN)
 }
 
 pub fn load_average() -> String {
