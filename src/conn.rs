@@ -435,8 +435,14 @@ impl Conn {
             loop {
                 match self.flush_locked(&mut out, None) {
                     Poll::Ready(Ok(())) => {
-                        if out.shut_requested && !out.shut {
-                            let _ = shutdown_locked(&mut out);
+                        // A TLS session closing says `close_notify` first.
+                        let notify = closing && out.io.as_ref().is_some_and(Io::is_tls);
+                        if (out.shut_requested || notify)
+                            && !out.shut
+                            && self.poll_shutdown_locked(&mut out, None).is_pending()
+                        {
+                            out.armed = true;
+                            break;
                         }
                         finish = closing;
                         break;
@@ -733,7 +739,8 @@ impl Conn {
                 Ok(n) => {
                     inp.buf.record(n);
                     inp.total += n as u64;
-                    inp.drained = n < want;
+                    // A TLS session may hold plaintext past a short read.
+                    inp.drained = n < want && !io.is_tls();
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,
@@ -769,7 +776,7 @@ impl Conn {
                         Ok(n) => {
                             inp.eof = n == 0;
                             inp.total += n as u64;
-                            inp.drained = n < out.len();
+                            inp.drained = n < out.len() && !io.is_tls();
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,
@@ -904,7 +911,7 @@ impl Conn {
     /// Sends `data` at once when it would start a burst: nothing is queued,
     /// no driver flushes for us, and no write went straight out since the
     /// task last waited. Returns how much the kernel took (0: queue it all).
-    fn send_direct(&self, out: &mut OutputSide, data: &[u8]) -> io::Result<usize> {
+    fn send_direct(self: &Arc<Self>, out: &mut OutputSide, data: &[u8]) -> io::Result<usize> {
         if !out.queue.is_empty()
             || data.is_empty()
             || self.direct.load(Ordering::Relaxed)
@@ -915,8 +922,13 @@ impl Conn {
         let Some(io) = out.io.as_ref() else { return Ok(0) };
         match io.write_vectored(&[IoSlice::new(data)]) {
             Ok(n) => {
+                // A TLS session may hold some of it as records.
+                let pending = io.has_pending();
                 out.sent(n);
                 self.direct.store(true, Ordering::Relaxed);
+                if pending {
+                    self.arm(out);
+                }
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
@@ -1041,7 +1053,7 @@ impl Conn {
         if let Some(kind) = out.error {
             return Poll::Ready(Err(sticky(kind)));
         }
-        if out.queue.is_empty() {
+        if out.queue.is_empty() && !out.io.as_ref().is_some_and(Io::has_pending) {
             return Poll::Ready(Ok(()));
         }
         let Some(io) = out.io.clone() else {
@@ -1063,6 +1075,14 @@ impl Conn {
         let mut cx = cx;
         for _ in 0..FLUSH_BUDGET {
             let res = match out.queue.as_single() {
+                _ if out.queue.is_empty() => match io.flush_pending() {
+                    // Only a TLS session's sealed records were left.
+                    Ok(()) => {
+                        self.drained(out, id);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) => Err(e),
+                },
                 Some(one) => io.write_vectored(&[IoSlice::new(&one[..one.len().min(budget)])]),
                 None => {
                     let mut iov = [IoSlice::new(&[]); MAX_IOV];
@@ -1083,6 +1103,10 @@ impl Conn {
                     if out.queue.is_empty() {
                         out.drains += 1;
                         out.refuse_fast();
+                        if io.has_pending() {
+                            // The next turn sends the session's records.
+                            continue;
+                        }
                         self.drained(out, id);
                         return Poll::Ready(Ok(()));
                     }
@@ -1135,6 +1159,30 @@ impl Conn {
         }
     }
 
+    /// Shuts down the write side, waiting for room while a TLS session's
+    /// `close_notify` does not fit (with the task's waker if there is a
+    /// task, else as a send behind).
+    fn poll_shutdown_locked(
+        self: &Arc<Self>,
+        out: &mut OutputSide,
+        mut task: Option<(WaitId, &mut Context<'_>)>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            match shutdown_locked(out) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let Some(io) = out.io.clone() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    if let Some((id, cx)) = task.as_mut() {
+                        out.waiters.register(*id, cx);
+                    }
+                    ready!(self.poll_writable(out, &io))?;
+                }
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
     pub(crate) fn poll_flush(self: &Arc<Self>, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_closed() {
             return Poll::Ready(Err(self.closed_error()));
@@ -1148,7 +1196,7 @@ impl Conn {
         }
         if let Poll::Ready(Ok(())) = res {
             if out.shut_requested && !out.shut {
-                return Poll::Ready(shutdown_locked(&mut out));
+                return self.poll_shutdown_locked(&mut out, Some((id, cx)));
             }
         }
         res
@@ -1260,6 +1308,10 @@ impl Conn {
                     match io.write_vectored(&[IoSlice::new(buf)]) {
                         Ok(n) => {
                             out.sent(n);
+                            if io.has_pending() {
+                                // A TLS session holds some of it as records.
+                                self.arm(&mut out);
+                            }
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1319,7 +1371,7 @@ impl Conn {
             out.waiters.register(id, cx);
             return Poll::Pending;
         }
-        Poll::Ready(shutdown_locked(&mut out))
+        self.poll_shutdown_locked(&mut out, Some((id, cx)))
     }
 
     /// Marks the connection closing: writes are refused from now on, queued
@@ -1424,13 +1476,17 @@ impl Conn {
 }
 
 /// Shuts down the write side of a connected socket whose queue is empty.
+/// `WouldBlock` while a TLS session's `close_notify` waits for room.
 fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
-    out.shut = true;
     out.refuse_fast();
-    match out.io.as_ref().map(|io| io.shutdown_write()) {
+    let res = match out.io.as_ref().map(|io| io.shutdown_write()) {
         Some(Err(e)) if e.kind() != io::ErrorKind::NotConnected => Err(e),
         _ => Ok(()),
+    };
+    if !matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        out.shut = true;
     }
+    res
 }
 
 fn readable(inp: &mut InputSide, io: &Io, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

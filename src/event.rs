@@ -47,6 +47,8 @@ impl fmt::Display for Clock {
 /// | `streamish-broken-pipe`  | [`Event::BrokenPipe`]    | `BrokenPipe`         |
 /// | `streamish-canceled`     | [`Event::Canceled`]      | `Other`              |
 /// | `streamish-queue-full`   | [`Event::QueueFull`]     | `OutOfMemory`        |
+/// | `tcp-ssl-error`          | [`Event::Tls`]           | the error's own      |
+/// | `tcp-ssl-certificate-error` | [`Event::Certificate`] | `InvalidData`       |
 /// | any other I/O error      | [`Event::Io`]            | the error's own      |
 ///
 /// `Event` converts to and from [`io::Error`]: an `io::Error` made from an
@@ -146,6 +148,23 @@ pub enum Event {
         /// The socket it happened on.
         socket: Option<Socket>,
     },
+    /// A TLS handshake or record failed, or the peer closed without
+    /// `close_notify` (a truncated stream, kind `UnexpectedEof`):
+    /// cl-async-ssl's `tcp-ssl-error`. The error carries rustls's reason.
+    Tls {
+        /// The socket it happened on.
+        socket: Option<Socket>,
+        /// Why, with the `rustls::Error` inside where rustls gave one.
+        error: io::Error,
+    },
+    /// A certificate was refused during the TLS handshake: the peer's
+    /// (unknown issuer, wrong name, expired...) or ours, by the peer.
+    Certificate {
+        /// The socket it happened on.
+        socket: Option<Socket>,
+        /// Why, with the `rustls::Error` inside.
+        error: io::Error,
+    },
     /// Any other I/O error.
     Io {
         /// The socket it happened on.
@@ -171,6 +190,8 @@ macro_rules! socket_field {
             | Event::BrokenPipe { socket, .. }
             | Event::Canceled { socket }
             | Event::QueueFull { socket }
+            | Event::Tls { socket, .. }
+            | Event::Certificate { socket, .. }
             | Event::Io { socket, .. } => socket,
         }
     };
@@ -206,6 +227,8 @@ impl Event {
             Event::BrokenPipe { .. } => io::ErrorKind::BrokenPipe,
             Event::Canceled { .. } => io::ErrorKind::Other,
             Event::QueueFull { .. } => io::ErrorKind::OutOfMemory,
+            Event::Tls { error, .. } => error.kind(),
+            Event::Certificate { .. } => io::ErrorKind::InvalidData,
             Event::Io { error, .. } => error.kind(),
         }
     }
@@ -224,6 +247,8 @@ impl Event {
             Event::BrokenPipe { .. } => "streamish-broken-pipe",
             Event::Canceled { .. } => "streamish-canceled",
             Event::QueueFull { .. } => "streamish-queue-full",
+            Event::Tls { .. } => "tcp-ssl-error",
+            Event::Certificate { .. } => "tcp-ssl-certificate-error",
             Event::Io { .. } => "streamish-error",
         }
     }
@@ -280,6 +305,14 @@ impl Event {
                 error: copy(error),
             },
             Event::Canceled { .. } => Event::Canceled { socket },
+            Event::Tls { error, .. } => Event::Tls {
+                socket,
+                error: copy(error),
+            },
+            Event::Certificate { error, .. } => Event::Certificate {
+                socket,
+                error: copy(error),
+            },
             Event::Io { error, .. } => Event::Io {
                 socket,
                 error: copy(error),
@@ -319,6 +352,8 @@ impl fmt::Display for Event {
             | Event::Aborted { error, .. }
             | Event::AddressInUse { error, .. }
             | Event::BrokenPipe { error, .. }
+            | Event::Tls { error, .. }
+            | Event::Certificate { error, .. }
             | Event::Io { error, .. } => fmt::Display::fmt(error, f),
         }
     }
@@ -333,6 +368,8 @@ impl Error for Event {
             | Event::AddressInUse { error, .. }
             | Event::Dns { error, .. }
             | Event::BrokenPipe { error, .. }
+            | Event::Tls { error, .. }
+            | Event::Certificate { error, .. }
             | Event::Io { error, .. } => error.get_ref().map(|e| e as &(dyn Error + 'static)),
             _ => None,
         }

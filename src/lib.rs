@@ -112,6 +112,9 @@ mod socket;
 mod sockopt;
 mod stream;
 mod sys;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 mod traits;
 mod transport;
 mod tuning;
@@ -138,4 +141,6 @@ pub struct ReadmeDoctests;
 pub type TcpServer = TcpListener;
 pub use socket::{Socket, TcpSocket};
 pub use stream::{ReuniteError, TcpInputStream, TcpOutputStream, TcpStream};
+#[cfg(feature = "tls")]
+pub use tls::{TlsInputStream, TlsListener, TlsOutputStream, TlsStream};
 pub use traits::{AsyncInputStream, AsyncIoStream, AsyncOutputStream, AsyncStream};

@@ -231,8 +231,9 @@ impl fmt::Debug for Incoming<'_> {
     }
 }
 
+/// A listening TCP socket on `addr`.
 #[cfg(unix)]
-fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
+pub(crate) fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
     use rustix::net::sockopt;
     let fd = crate::sys::stream_socket(addr)?;
     // As std does: a restarted server can bind while old connections linger
@@ -274,7 +275,8 @@ impl std::os::windows::io::AsRawSocket for TcpListener {
     }
 }
 
+/// A listening TCP socket on `addr`.
 #[cfg(not(unix))]
-fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
+pub(crate) fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
     StdListener::bind(addr)
 }

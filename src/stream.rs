@@ -9,27 +9,25 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use async_io::Async;
 use bytes::{Buf, Bytes};
-use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
+use crate::Socket;
 use crate::addr::{self, ToAddrs};
 use crate::transport::Io;
 use crate::wait::WaitId;
-use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, Socket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
 /// of the shared buffer and lent to the caller (they precede everything
 /// still in the shared buffer).
 pub(crate) struct Reader {
-    socket: Socket,
-    front: Bytes,
+    pub(crate) socket: Socket,
+    pub(crate) front: Bytes,
     /// This handle's key among the connection's waiting tasks (a whole
     /// stream writes under it too).
-    id: WaitId,
+    pub(crate) id: WaitId,
 }
 
 impl Drop for Reader {
@@ -47,7 +45,7 @@ impl Reader {
         }
     }
 
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if !self.front.is_empty() {
             let n = buf.len().min(self.front.len());
             buf[..n].copy_from_slice(&self.front[..n]);
@@ -57,7 +55,7 @@ impl Reader {
         self.socket.conn.poll_read(self.id, cx, buf)
     }
 
-    fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+    pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         if self.front.is_empty() {
             if let Some(bytes) = ready!(self.socket.conn.poll_take(self.id, cx))? {
                 self.front = bytes;
@@ -66,11 +64,11 @@ impl Reader {
         Poll::Ready(Ok(&self.front))
     }
 
-    fn consume(&mut self, amt: usize) {
+    pub(crate) fn consume(&mut self, amt: usize) {
         self.front.advance(amt.min(self.front.len()));
     }
 
-    fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // On a closed connection `read_now` gives what is still buffered.
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
@@ -85,13 +83,13 @@ impl Reader {
         }
     }
 
-    fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.front.len() + self.socket.conn.buffered()
     }
 
     /// Up to and including `delim`, from the lent front and the shared
     /// buffer, if it is buffered.
-    fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+    pub(crate) fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
         if let Some(i) = self.front.iter().position(|&b| b == delim) {
             return Ok(Some(self.front.split_to(i + 1)));
         }
@@ -112,7 +110,7 @@ impl Reader {
         Ok(Some(Bytes::from(line)))
     }
 
-    fn peek(&self, buf: &mut [u8]) -> usize {
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
         let rest = &mut buf[n..];
@@ -123,7 +121,7 @@ impl Reader {
         })
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.front = Bytes::new();
         self.socket.conn.clear_input();
     }
@@ -304,11 +302,25 @@ macro_rules! stream_types {
             }
         }
 
-        $crate::stream::impl_debug!($stream, $input, $output);
-        $crate::stream::impl_input!($stream, push_output: true);
-        $crate::stream::impl_input!($input, push_output: false);
-        $crate::stream::impl_output!($stream, reader.socket, reader.id);
-        $crate::stream::impl_output!($output, socket, id);
+        // The trait impls, with the names they use in scope wherever the
+        // transport's module declares its types.
+        const _: () = {
+            use std::fmt;
+            use std::io;
+            use std::pin::Pin;
+            use std::task::{Context, Poll, ready};
+
+            use bytes::Bytes;
+            use futures_lite::io::{AsyncBufRead, AsyncRead, AsyncWrite};
+
+            use $crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, Socket};
+
+            $crate::stream::impl_debug!($stream, $input, $output);
+            $crate::stream::impl_input!($stream, push_output: true);
+            $crate::stream::impl_input!($input, push_output: false);
+            $crate::stream::impl_output!($stream, reader.socket, reader.id);
+            $crate::stream::impl_output!($output, socket, id);
+        };
 
         impl $crate::AsyncStream for $output {
             fn stream_socket(&self) -> Option<&$crate::Socket> {

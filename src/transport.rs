@@ -179,8 +179,24 @@ impl Io {
         sys::set_zero_linger(self.get_ref())
     }
 
+    /// The TLS session, if this transport has one.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&self) -> Option<&crate::tls::Session> {
+        self.tls.as_deref()
+    }
+
+    /// Whether sealed TLS records wait in the transport.
+    #[inline]
+    pub(crate) fn has_pending(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.has_pending();
+        }
+        false
+    }
+
     /// Whether this transport is a TLS session.
-    #[allow(dead_code)]
+    #[inline]
     pub(crate) fn is_tls(&self) -> bool {
         #[cfg(feature = "tls")]
         return self.tls.is_some();
