@@ -400,7 +400,7 @@ stream_types! {
 /// Reads come from an input buffer the stream fills from the socket;
 /// writes go to an output queue that is sent, coalesced into vectored
 /// writes, whenever the stream is polled. It implements the cl-async traits
-/// ([`AsyncInputStream`], [`AsyncOutputStream`], hence
+/// ([`AsyncInputStream`](crate::AsyncInputStream), [`AsyncOutputStream`](crate::AsyncOutputStream), hence
 /// [`AsyncIoStream`](crate::AsyncIoStream)) and futures-io's `AsyncRead`,
 /// `AsyncBufRead` and `AsyncWrite`, so futures-lite's whole toolbox works.
 ///
