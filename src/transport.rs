@@ -45,6 +45,39 @@ impl std::os::windows::io::AsSocket for Sock {
     }
 }
 
+/// std's reads, for the systems where streamish does not make the system
+/// calls itself (see `sys`).
+impl io::Read for &Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => io::Read::read(&mut &*s, buf),
+            #[cfg(unix)]
+            Sock::Unix(s) => io::Read::read(&mut &*s, buf),
+        }
+    }
+}
+
+/// std's writes, as for reads.
+impl io::Write for &Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => io::Write::write(&mut &*s, buf),
+            #[cfg(unix)]
+            Sock::Unix(s) => io::Write::write(&mut &*s, buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => io::Write::write_vectored(&mut &*s, bufs),
+            #[cfg(unix)]
+            Sock::Unix(s) => io::Write::write_vectored(&mut &*s, bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Sock {
     /// The TCP socket, or `Unsupported` for another transport.
     pub(crate) fn tcp(&self) -> io::Result<&std::net::TcpStream> {
