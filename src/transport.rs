@@ -74,6 +74,42 @@ impl Sock {
     }
 }
 
+/// Reads through std, for the systems where `sys` does not call the
+/// socket functions itself.
+impl io::Read for &Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
+            Sock::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+/// Writes through std, for the systems where `sys` does not call the
+/// socket functions itself.
+impl io::Write for &Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
+            Sock::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).write_vectored(bufs),
+            #[cfg(unix)]
+            Sock::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The transport of one connection, shared by its input and output sides
 /// (each reaches it under its own lock).
 #[derive(Clone)]
