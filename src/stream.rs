@@ -23,13 +23,14 @@ use crate::{AsyncInputStream, AsyncOutputStream, AsyncStream, Socket};
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
 /// of the shared buffer and lent to the caller (they precede everything
-/// still in the shared buffer).
+/// still in the shared buffer). Crate-visible, as its methods are, because
+/// `stream_types!` expands in each transport's module.
 pub(crate) struct Reader {
-    socket: Socket,
-    front: Bytes,
+    pub(crate) socket: Socket,
+    pub(crate) front: Bytes,
     /// This handle's key among the connection's waiting tasks (a whole
     /// stream writes under it too).
-    id: WaitId,
+    pub(crate) id: WaitId,
 }
 
 impl Drop for Reader {
@@ -47,7 +48,7 @@ impl Reader {
         }
     }
 
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if !self.front.is_empty() {
             let n = buf.len().min(self.front.len());
             buf[..n].copy_from_slice(&self.front[..n]);
@@ -57,7 +58,7 @@ impl Reader {
         self.socket.conn.poll_read(self.id, cx, buf)
     }
 
-    fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+    pub(crate) fn poll_fill_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         if self.front.is_empty() {
             if let Some(bytes) = ready!(self.socket.conn.poll_take(self.id, cx))? {
                 self.front = bytes;
@@ -66,11 +67,11 @@ impl Reader {
         Poll::Ready(Ok(&self.front))
     }
 
-    fn consume(&mut self, amt: usize) {
+    pub(crate) fn consume(&mut self, amt: usize) {
         self.front.advance(amt.min(self.front.len()));
     }
 
-    fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_sequence(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // On a closed connection `read_now` gives what is still buffered.
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
@@ -85,13 +86,13 @@ impl Reader {
         }
     }
 
-    fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.front.len() + self.socket.conn.buffered()
     }
 
     /// Up to and including `delim`, from the lent front and the shared
     /// buffer, if it is buffered.
-    fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
+    pub(crate) fn take_until(&mut self, delim: u8) -> io::Result<Option<Bytes>> {
         if let Some(i) = self.front.iter().position(|&b| b == delim) {
             return Ok(Some(self.front.split_to(i + 1)));
         }
@@ -112,7 +113,7 @@ impl Reader {
         Ok(Some(Bytes::from(line)))
     }
 
-    fn peek(&self, buf: &mut [u8]) -> usize {
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.front.len());
         buf[..n].copy_from_slice(&self.front[..n]);
         let rest = &mut buf[n..];
@@ -123,7 +124,7 @@ impl Reader {
         })
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.front = Bytes::new();
         self.socket.conn.clear_input();
     }
