@@ -27,6 +27,11 @@
 //! - **Errors are [`Event`]s**, one per cl-async condition, carried inside
 //!   every `io::Error` the streams return.
 //!
+//! On Unix the same engine runs over Unix-domain sockets, cl-async's pipes:
+//! [`UnixStream`] and its halves, [`UnixListener`], and the callback face's
+//! [`pipe_connect`] and [`pipe_server`] (the builders of TCP, less the TCP
+//! options).
+//!
 //! No task runs in the background on the await face: the task that polls a
 //! stream does its I/O, and whoever turns the reactor sends what it left
 //! queued. On the callback face, [`tcp_connect`] and
@@ -118,13 +123,18 @@ pub mod tls;
 mod traits;
 mod transport;
 mod tuning;
+#[cfg(unix)]
+mod unix;
 mod wait;
 
 pub use addr::ToAddrs;
 pub use callback::{
-    Driver, LoopLocal, LoopOutput, ReadData, Stats, TcpConnect, TcpServerBuilder, TcpServerHandle, exit_event_loop,
-    process_stats, spawn, stats, tcp_connect, tcp_server, with_event_loop,
+    ConnectBuilder, Driver, LoopLocal, LoopOutput, ReadData, ServerBuilder, ServerHandle, Stats, TcpConnect,
+    TcpServerBuilder, TcpServerHandle, exit_event_loop, process_stats, spawn, stats, tcp_connect, tcp_server,
+    with_event_loop,
 };
+#[cfg(unix)]
+pub use callback::{PipeConnect, PipeServerBuilder, pipe_connect, pipe_server};
 pub use duplex::{DuplexStream, duplex};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};
@@ -144,3 +154,5 @@ pub use stream::{ReuniteError, TcpInputStream, TcpOutputStream, TcpStream};
 #[cfg(feature = "tls")]
 pub use tls::{TlsInputStream, TlsListener, TlsOutputStream, TlsStream};
 pub use traits::{AsyncInputStream, AsyncIoStream, AsyncOutputStream, AsyncStream};
+#[cfg(unix)]
+pub use unix::{UnixIncoming, UnixInputStream, UnixListener, UnixOutputStream, UnixStream};

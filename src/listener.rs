@@ -1,4 +1,6 @@
-//! [`TcpListener`]: a listening socket that accepts [`TcpStream`]s.
+//! [`TcpListener`]: a listening socket that accepts [`TcpStream`]s, and
+//! the accept machinery every listener shares ([`Acceptor`]; the
+//! Unix-domain listener is its other user).
 
 use std::fmt;
 use std::io;
@@ -39,15 +41,111 @@ use crate::{Event, TcpStream};
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
 pub struct TcpListener {
-    listener: Arc<Async<StdListener>>,
+    acceptor: Acceptor<StdListener>,
     local: SocketAddr,
-    /// The wait for a connection in progress, and the tasks waiting (see
-    /// `wait::poll_ready`: `Async::poll_readable` can miss events).
-    wait: Mutex<(Option<ReadableOwned<StdListener>>, Waiters)>,
+}
+
+/// A listening std socket: accepts one connection, without waiting.
+pub(crate) trait Accept {
+    /// The std stream accepted.
+    type Stream;
+    /// The peer's address.
+    type Addr;
+
+    /// Accepts one connection; `WouldBlock` when none waits.
+    fn accept_one(&self) -> io::Result<(Self::Stream, Self::Addr)>;
+}
+
+impl Accept for StdListener {
+    type Stream = std::net::TcpStream;
+    type Addr = SocketAddr;
+
+    fn accept_one(&self) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+        self.accept()
+    }
+}
+
+/// Waiting for connections on a listening socket, shared by every task
+/// that accepts: each waits under its own key, and one readiness wait
+/// wakes them all (see `wait::poll_ready`: `Async::poll_readable` can
+/// miss events, and makes tasks that poll it replace each other's waker).
+pub(crate) struct Acceptor<L> {
+    listener: Arc<Async<L>>,
+    /// The wait for a connection in progress, and the tasks waiting.
+    wait: Mutex<(Option<ReadableOwned<L>>, Waiters)>,
     /// Keys for the accept futures and streams that wait; the first one
     /// is `poll_accept`'s, whose callers replace each other's waker as
     /// `Async::poll_readable`'s do.
     ids: Ids,
+}
+
+impl<L: Accept> Acceptor<L> {
+    pub(crate) fn new(listener: Async<L>) -> Acceptor<L> {
+        let ids = Ids::default();
+        // Reserved for `poll_accept` (`WaitId::FIRST`).
+        ids.next();
+        Acceptor {
+            listener: Arc::new(listener),
+            wait: Mutex::new((None, Waiters::None)),
+            ids,
+        }
+    }
+
+    /// The listening socket.
+    pub(crate) fn get_ref(&self) -> &L {
+        self.listener.get_ref()
+    }
+
+    /// A place among the waiters, for one accept future or stream.
+    pub(crate) fn waiting(&self) -> Waiting<'_, L> {
+        Waiting {
+            acceptor: self,
+            id: self.ids.next(),
+        }
+    }
+
+    /// Polls for the next connection as the waiter `id`.
+    pub(crate) fn poll_accept_as(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<(L::Stream, L::Addr)>> {
+        loop {
+            match self.listener.get_ref().accept_one() {
+                Ok(accepted) => return Poll::Ready(Ok(accepted)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
+                    let (slot, waiters) = &mut *wait;
+                    ready!(poll_ready(
+                        slot,
+                        || self.listener.clone().readable_owned(),
+                        waiters,
+                        id,
+                        cx
+                    ))?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// A waiter's place among a listener's, left when it is dropped (so a
+/// canceled accept leaves no waker behind).
+pub(crate) struct Waiting<'a, L> {
+    acceptor: &'a Acceptor<L>,
+    id: WaitId,
+}
+
+impl<L: Accept> Waiting<'_, L> {
+    /// Polls for the next connection in this waiter's place.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(L::Stream, L::Addr)>> {
+        self.acceptor.poll_accept_as(self.id, cx)
+    }
+}
+
+impl<L> Drop for Waiting<'_, L> {
+    fn drop(&mut self) {
+        let mut wait = self.acceptor.wait.lock().unwrap_or_else(|e| e.into_inner());
+        wait.1.remove(self.id);
+    }
 }
 
 impl TcpListener {
@@ -87,15 +185,9 @@ impl TcpListener {
             match listen(addr, backlog, reuse_port) {
                 Ok(listener) => {
                     let local = listener.local_addr()?;
-                    let listener = Arc::new(Async::new(listener)?);
-                    let wait = Mutex::new((None, Waiters::None));
-                    let ids = Ids::default();
-                    ids.next();
                     return Ok(TcpListener {
-                        listener,
+                        acceptor: Acceptor::new(Async::new(listener)?),
                         local,
-                        wait,
-                        ids,
                     });
                 }
                 Err(e) => {
@@ -118,8 +210,8 @@ impl TcpListener {
     /// Waits for the next connection. `TCP_NODELAY` is turned on. Several
     /// tasks may wait at once; a canceled wait leaves nothing behind.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let wait = Waiting::new(self);
-        futures_lite::future::poll_fn(|cx| self.poll_accept_as(wait.id, cx)).await
+        let wait = self.acceptor.waiting();
+        futures_lite::future::poll_fn(|cx| wait.poll_accept(cx).map(accepted)).await
     }
 
     /// Polls for the next connection. Tasks that poll this directly share
@@ -127,62 +219,24 @@ impl TcpListener {
     /// `Async::poll_readable`; [`accept`](TcpListener::accept) and
     /// [`incoming`](TcpListener::incoming) give each waiter its own.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        self.poll_accept_as(WaitId::FIRST, cx)
-    }
-
-    fn poll_accept_as(&self, id: WaitId, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        loop {
-            match self.listener.get_ref().accept() {
-                Ok((stream, addr)) => {
-                    stream.set_nodelay(true)?;
-                    return Poll::Ready(Ok((TcpStream::try_from(stream)?, addr)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut wait = self.wait.lock().unwrap_or_else(|e| e.into_inner());
-                    let (slot, waiters) = &mut *wait;
-                    ready!(poll_ready(
-                        slot,
-                        || self.listener.clone().readable_owned(),
-                        waiters,
-                        id,
-                        cx
-                    ))?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.acceptor.poll_accept_as(WaitId::FIRST, cx).map(accepted)
     }
 
     /// The accepted connections as a `Stream`. An error (for example, out
     /// of file descriptors) is yielded and the stream goes on.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming {
-            wait: Waiting::new(self),
+            wait: self.acceptor.waiting(),
+            local: self.local,
         }
     }
 }
 
-/// A waiter's place among the server's, left when it is dropped.
-struct Waiting<'a> {
-    server: &'a TcpListener,
-    id: WaitId,
-}
-
-impl<'a> Waiting<'a> {
-    fn new(server: &'a TcpListener) -> Waiting<'a> {
-        Waiting {
-            server,
-            id: server.ids.next(),
-        }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let mut wait = self.server.wait.lock().unwrap_or_else(|e| e.into_inner());
-        wait.1.remove(self.id);
-    }
+/// A std stream just accepted, as a [`TcpStream`] with `TCP_NODELAY` on.
+fn accepted(res: io::Result<(std::net::TcpStream, SocketAddr)>) -> io::Result<(TcpStream, SocketAddr)> {
+    let (stream, addr) = res?;
+    stream.set_nodelay(true)?;
+    Ok((TcpStream::try_from(stream)?, addr))
 }
 
 impl fmt::Debug for TcpListener {
@@ -211,23 +265,21 @@ impl fmt::Debug for TcpListener {
 /// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
-    wait: Waiting<'a>,
+    wait: Waiting<'a, StdListener>,
+    local: SocketAddr,
 }
 
 impl Stream for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let wait = &self.wait;
-        wait.server.poll_accept_as(wait.id, cx).map(|r| Some(r.map(|(s, _)| s)))
+        self.wait.poll_accept(cx).map(|r| Some(accepted(r).map(|(s, _)| s)))
     }
 }
 
 impl fmt::Debug for Incoming<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming")
-            .field("local", &self.wait.server.local)
-            .finish()
+        f.debug_struct("Incoming").field("local", &self.local).finish()
     }
 }
 
@@ -250,28 +302,28 @@ pub(crate) fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Re
 #[cfg(unix)]
 impl std::os::fd::AsFd for TcpListener {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.listener.get_ref().as_fd()
+        self.acceptor.get_ref().as_fd()
     }
 }
 
 #[cfg(unix)]
 impl std::os::fd::AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.listener.get_ref().as_raw_fd()
+        self.acceptor.get_ref().as_raw_fd()
     }
 }
 
 #[cfg(windows)]
 impl std::os::windows::io::AsSocket for TcpListener {
     fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
-        self.listener.get_ref().as_socket()
+        self.acceptor.get_ref().as_socket()
     }
 }
 
 #[cfg(windows)]
 impl std::os::windows::io::AsRawSocket for TcpListener {
     fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
-        self.listener.get_ref().as_raw_socket()
+        self.acceptor.get_ref().as_raw_socket()
     }
 }
 

@@ -133,18 +133,22 @@ impl Socket {
         }
     }
 
-    /// The peer's address.
+    /// The peer's address, over TCP. A Unix-domain socket has no IP
+    /// address: this fails with `Unsupported` there (wrap the socket in a
+    /// `UnixStream` and ask it).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.with_io(|s| s.peer_addr())
     }
 
-    /// The local address.
+    /// The local address, over TCP; `Unsupported` on a Unix-domain socket,
+    /// as [`peer_addr`](Socket::peer_addr).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.with_io(|s| s.local_addr())
     }
 
-    /// Sets `TCP_NODELAY`. streamish turns it on for the connections it
-    /// makes and accepts, because it coalesces small writes itself.
+    /// Sets `TCP_NODELAY`. streamish turns it on for the TCP connections
+    /// it makes and accepts, because it coalesces small writes itself.
+    /// `Unsupported` on a Unix-domain socket.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.with_io(|s| s.set_nodelay(on))
     }
@@ -262,11 +266,25 @@ impl Socket {
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Socket");
-        if let Ok(a) = self.local_addr() {
-            d.field("local", &a);
-        }
-        if let Ok(a) = self.peer_addr() {
-            d.field("peer", &a);
+        match self.conn.io().as_ref().map(Io::get_ref) {
+            Some(Sock::Tcp(s)) => {
+                if let Ok(a) = s.local_addr() {
+                    d.field("local", &a);
+                }
+                if let Ok(a) = s.peer_addr() {
+                    d.field("peer", &a);
+                }
+            }
+            #[cfg(unix)]
+            Some(Sock::Unix(s)) => {
+                if let Ok(a) = s.local_addr() {
+                    d.field("local", &a);
+                }
+                if let Ok(a) = s.peer_addr() {
+                    d.field("peer", &a);
+                }
+            }
+            None => {}
         }
         d.field("open", &self.is_open()).finish()
     }

@@ -21,7 +21,8 @@ use crate::wait::WaitId;
 
 /// The input half's state: the socket and the bytes `poll_fill_buf` took out
 /// of the shared buffer and lent to the caller (they precede everything
-/// still in the shared buffer).
+/// still in the shared buffer). Crate-visible, as its methods are, because
+/// `stream_types!` expands in each transport's module.
 pub(crate) struct Reader {
     pub(crate) socket: Socket,
     pub(crate) front: Bytes,

@@ -124,17 +124,24 @@ pub(crate) fn set_zero_linger(stream: &Sock) -> io::Result<()> {
     }
 }
 
-/// A new TCP socket for `addr`'s family, closed on `exec`: in one call
-/// where the system can (Linux, the BSDs), else set right after (Apple's
-/// systems have no `SOCK_CLOEXEC`).
+/// A new TCP socket for `addr`'s family, closed on `exec` (see
+/// [`socket_of`]).
 #[cfg(unix)]
 pub(crate) fn stream_socket(addr: std::net::SocketAddr) -> io::Result<std::os::fd::OwnedFd> {
-    use rustix::net::{AddressFamily, SocketType};
-    let family = if addr.is_ipv6() {
+    use rustix::net::AddressFamily;
+    socket_of(if addr.is_ipv6() {
         AddressFamily::INET6
     } else {
         AddressFamily::INET
-    };
+    })
+}
+
+/// A new stream socket of `family`, closed on `exec`: in one call where
+/// the system can (Linux, the BSDs), else set right after (Apple's systems
+/// have no `SOCK_CLOEXEC`).
+#[cfg(unix)]
+pub(crate) fn socket_of(family: rustix::net::AddressFamily) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::SocketType;
     #[cfg(not(target_vendor = "apple"))]
     let fd = rustix::net::socket_with(family, SocketType::STREAM, rustix::net::SocketFlags::CLOEXEC, None)?;
     #[cfg(target_vendor = "apple")]

@@ -22,7 +22,6 @@ use crate::sys;
 pub(crate) enum Sock {
     Tcp(std::net::TcpStream),
     #[cfg(unix)]
-    #[allow(dead_code)] // made by the Unix-domain streams
     Unix(std::os::unix::net::UnixStream),
 }
 
@@ -90,7 +89,6 @@ impl Sock {
 
     /// The Unix-domain socket, or `Unsupported` for another transport.
     #[cfg(unix)]
-    #[allow(dead_code)]
     pub(crate) fn unix(&self) -> io::Result<&std::os::unix::net::UnixStream> {
         match self {
             Sock::Unix(s) => Ok(s),

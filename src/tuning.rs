@@ -108,3 +108,14 @@ pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) const ACCEPT_BUDGET: usize = 64;
 /// The listen backlog when none is given (cl-async's default).
 pub const DEFAULT_BACKLOG: u32 = 128;
+
+/// A Unix-domain connect to a listener whose backlog is full is retried
+/// after this long at first, then twice as long each time up to
+/// [`PIPE_RETRY_MAX`]: Linux refuses it with `EAGAIN` and gives no
+/// readiness event for the backlog having room again.
+#[cfg(unix)]
+pub(crate) const PIPE_RETRY_MIN: Duration = Duration::from_millis(1);
+
+/// The longest wait between two connect attempts to a full backlog.
+#[cfg(unix)]
+pub(crate) const PIPE_RETRY_MAX: Duration = Duration::from_millis(50);

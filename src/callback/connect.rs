@@ -1,8 +1,11 @@
-//! cl-async's `tcp-connect`.
+//! cl-async's `tcp-connect` and `pipe-connect`: one builder, whose target
+//! is a host and port or a socket file.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -18,7 +21,7 @@ use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::addr::{self, ToAddrs};
 use crate::conn::Conn;
 use crate::transport::Io;
-use crate::{Clock, Event, Socket, TcpStream};
+use crate::{AsyncInputStream, Clock, Event, Socket, TcpStream};
 
 /// Starts building a connection to `host:port` (cl-async's `tcp-connect`).
 /// `host` is a name or an IP literal; names resolve off the executor, IPv6
@@ -66,31 +69,116 @@ use crate::{Clock, Event, Socket, TcpStream};
 /// .unwrap();
 /// ```
 pub fn tcp_connect(host: impl Into<String>, port: u16) -> TcpConnect {
-    TcpConnect {
+    ConnectBuilder::new(Dest::Tcp {
         host: host.into(),
         port,
-        data: Vec::new(),
         local: None,
-        connect_timeout: None,
-        cbs: Callbacks::default(),
-        settings: Settings::default(),
-    }
+    })
 }
 
-/// The builder of [`tcp_connect`]: one method per cl-async keyword.
+/// Starts building a connection to the Unix-domain socket file at `path`
+/// (cl-async's `pipe-connect`). Everything else is as [`tcp_connect`]:
+/// the same callbacks, options and events (a pipe's end of file is
+/// [`Event::Eof`], cl-async's `tcp-eof`, as there). The TCP options
+/// (`nodelay`, `bind`) do not exist on it. A missing path is an event of
+/// kind `NotFound` (cl-async's `filesystem-enoent`); a path where nobody
+/// listens, [`Event::Refused`].
+///
+/// # Examples
+///
+/// cl-async's pipe test, "simple client server":
+///
+/// ```
+/// use streamish::{pipe_connect, pipe_server, with_event_loop};
+///
+/// # let dir = std::env::temp_dir().join(format!("streamish-doc-pipe-connect-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("blabla.sock");
+/// let p = path.clone();
+/// with_event_loop(move || -> std::io::Result<()> {
+///     let server = pipe_server(&p)
+///         .read_cb(|sock, _data| {
+///             let _ = sock.write(b"thxlol ");
+///         })
+///         .spawn()?;
+///     let socket = pipe_connect(&p)
+///         .data("ha")
+///         .read_cb(move |sock, data| {
+///             assert_eq!(&data.into_bytes()[..], b"thxlol ");
+///             sock.close();
+///             server.close();
+///         })
+///         .event_cb(|ev| panic!("{ev}"))
+///         .spawn()?;
+///     socket.write(b"i ")?; // queued until the connection is up
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert!(!path.exists()); // the closed server removed its socket file
+/// # std::fs::remove_dir(&dir).unwrap();
+/// ```
+///
+/// The TCP options are not there to be set by mistake:
+///
+/// ```compile_fail
+/// let _ = streamish::pipe_connect("/run/app.sock").nodelay(false);
+/// ```
+#[cfg(unix)]
+pub fn pipe_connect(path: impl AsRef<Path>) -> PipeConnect {
+    ConnectBuilder::new(Dest::Pipe(path.as_ref().to_path_buf()))
+}
+
+/// What a connection connects to.
+enum Dest {
+    /// A host and port, from `local` if given.
+    Tcp {
+        host: String,
+        port: u16,
+        local: Option<SocketAddr>,
+    },
+    /// A Unix-domain socket file.
+    #[cfg(unix)]
+    Pipe(PathBuf),
+}
+
+/// The builder of [`tcp_connect`] and `pipe_connect`: one method per
+/// cl-async keyword. `S` is the connection's stream type: [`TcpStream`]
+/// ([`TcpConnect`]) or `UnixStream` (`PipeConnect`); it is what stream
+/// mode's `read_cb` and [`spawn_stream`](ConnectBuilder::spawn_stream)
+/// give. The TCP options are on `ConnectBuilder<TcpStream>` only.
 #[must_use = "a connection does nothing until it is spawned or started"]
-pub struct TcpConnect {
-    host: String,
-    port: u16,
+pub struct ConnectBuilder<S> {
+    dest: Dest,
     data: Vec<Bytes>,
-    local: Option<SocketAddr>,
     connect_timeout: Option<Duration>,
-    cbs: Callbacks,
+    cbs: Callbacks<S>,
     settings: Settings,
 }
 
-impl TcpConnect {
-    common_options!();
+/// The builder of [`tcp_connect`] (its name before pipes shared it).
+pub type TcpConnect = ConnectBuilder<TcpStream>;
+
+/// The builder of [`pipe_connect`].
+#[cfg(unix)]
+pub type PipeConnect = ConnectBuilder<crate::UnixStream>;
+
+impl<S> ConnectBuilder<S> {
+    fn new(dest: Dest) -> ConnectBuilder<S> {
+        ConnectBuilder {
+            dest,
+            data: Vec::new(),
+            connect_timeout: None,
+            cbs: Callbacks::default(),
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl<S> ConnectBuilder<S>
+where
+    S: AsyncInputStream + From<Socket> + Send + 'static,
+{
+    common_options!(S);
 
     /// `data`: bytes to send first, as soon as the connection is up. May be
     /// given more than once; they go out in order.
@@ -99,6 +187,91 @@ impl TcpConnect {
         self
     }
 
+    /// Gives up with [`Event::Timeout`] ([`Clock::Connect`]) if resolution
+    /// and connection together take longer than this. `None` (the default)
+    /// waits as long as the system does; zero is refused.
+    pub fn connect_timeout(mut self, t: impl Into<Option<Duration>>) -> Self {
+        match super::check_timeout("connect_timeout", t.into()) {
+            Ok(t) => self.connect_timeout = t,
+            Err(e) => self.settings.error = Some(e),
+        }
+        self
+    }
+
+    /// Makes the socket and the [`Driver`] that connects and runs it; spawn
+    /// the driver on any executor. Fails at once, with `InvalidInput`, only
+    /// for bad options: an empty host or path, port 0, a zero timeout.
+    /// Everything that happens on the network is an event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamish::{tcp_connect, tcp_server};
+    ///
+    /// use std::sync::Arc;
+    ///
+    /// let ex = Arc::new(async_executor::Executor::new());
+    /// let spawner = ex.clone();
+    /// let server = tcp_server("127.0.0.1", 0)
+    ///     .read_cb(|sock, _| sock.close())
+    ///     .start(move |driver| spawner.spawn(driver).detach())?;
+    /// let (socket, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
+    ///     .data("hai")
+    ///     .event_cb(|ev| println!("ev: {ev}"))
+    ///     .start()?;
+    /// futures_lite::future::block_on(ex.run(driver))?;
+    /// assert!(socket.is_closed());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn start(self) -> io::Result<(Socket, Driver)> {
+        self.settings.check()?;
+        let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let target = match self.dest {
+            Dest::Tcp { port: 0, .. } => return Err(invalid("cannot connect to port 0")),
+            Dest::Tcp { host, port, local } => Target::Tcp((host.as_str(), port).to_target()?, local),
+            #[cfg(unix)]
+            Dest::Pipe(path) if path.as_os_str().is_empty() => return Err(invalid("empty socket path")),
+            #[cfg(unix)]
+            Dest::Pipe(path) => Target::Pipe(path),
+        };
+        let socket = Socket::from_conn(Conn::new(None));
+        session::init_ctl(&socket, &self.settings);
+        for d in self.data {
+            socket.write_bytes(d)?;
+        }
+        // Marked driven now: a close before the driver's first poll waits
+        // for the connection, as one after it does.
+        let guard = DriverGuard::new(&socket.conn);
+        let driver = Driver::new(run(
+            socket.clone(),
+            guard,
+            target,
+            self.connect_timeout,
+            self.cbs,
+            self.settings,
+        ));
+        Ok((socket, driver))
+    }
+
+    /// Starts the connection on the current event loop and returns its
+    /// socket at once. Fails outside [`with_event_loop`](crate::with_event_loop),
+    /// and for the bad options [`start`](ConnectBuilder::start) refuses.
+    pub fn spawn(self) -> io::Result<Socket> {
+        let (socket, driver) = self.start()?;
+        super::spawn(driver)?;
+        Ok(socket)
+    }
+
+    /// `:stream t`: starts the connection on the current event loop in
+    /// stream mode and returns the stream over its socket (a [`TcpStream`]
+    /// or a `UnixStream`).
+    pub fn spawn_stream(self) -> io::Result<S> {
+        self.stream(true).spawn().map(S::from)
+    }
+}
+
+/// The TCP options.
+impl ConnectBuilder<TcpStream> {
     /// Binds the socket to `local` before it connects (see
     /// [`TcpStream::connect_from`]): port 0 lets the system pick the port,
     /// an IP address picks the interface. Only the addresses of `local`'s
@@ -126,112 +299,66 @@ impl TcpConnect {
     /// .unwrap();
     /// ```
     pub fn bind(mut self, local: impl Into<SocketAddr>) -> Self {
-        self.local = Some(local.into());
-        self
-    }
-
-    /// Gives up with [`Event::Timeout`] ([`Clock::Connect`]) if resolution
-    /// and connection together take longer than this. `None` (the default)
-    /// waits as long as the system does; zero is refused.
-    pub fn connect_timeout(mut self, t: impl Into<Option<Duration>>) -> Self {
-        match super::check_timeout("connect_timeout", t.into()) {
-            Ok(t) => self.connect_timeout = t,
-            Err(e) => self.settings.error = Some(e),
+        #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
+        if let Dest::Tcp { local: l, .. } = &mut self.dest {
+            *l = Some(local.into());
         }
         self
     }
 
-    /// Makes the socket and the [`Driver`] that connects and runs it; spawn
-    /// the driver on any executor. Fails at once, with `InvalidInput`, only
-    /// for bad options: an empty host, port 0, a zero timeout. Everything
-    /// that happens on the network is an event.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use streamish::{tcp_connect, tcp_server};
-    ///
-    /// use std::sync::Arc;
-    ///
-    /// let ex = Arc::new(async_executor::Executor::new());
-    /// let spawner = ex.clone();
-    /// let server = tcp_server("127.0.0.1", 0)
-    ///     .read_cb(|sock, _| sock.close())
-    ///     .start(move |driver| spawner.spawn(driver).detach())?;
-    /// let (socket, driver) = tcp_connect("127.0.0.1", server.local_addr().port())
-    ///     .data("hai")
-    ///     .event_cb(|ev| println!("ev: {ev}"))
-    ///     .start()?;
-    /// futures_lite::future::block_on(ex.run(driver))?;
-    /// assert!(socket.is_closed());
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn start(self) -> io::Result<(Socket, Driver)> {
-        self.settings.check()?;
-        if self.port == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot connect to port 0"));
-        }
-        let target = (self.host.as_str(), self.port).to_target()?;
-        let socket = Socket::from_conn(Conn::new(None));
-        session::init_ctl(&socket, &self.settings);
-        for d in self.data {
-            socket.write_bytes(d)?;
-        }
-        // Marked driven now: a close before the driver's first poll waits
-        // for the connection, as one after it does.
-        let guard = DriverGuard::new(&socket.conn);
-        let driver = Driver::new(run(
-            socket.clone(),
-            guard,
-            target,
-            self.local,
-            self.connect_timeout,
-            self.cbs,
-            self.settings,
-        ));
-        Ok((socket, driver))
-    }
-
-    /// Starts the connection on the current event loop and returns its
-    /// socket at once. Fails outside [`with_event_loop`](crate::with_event_loop),
-    /// and for the bad options [`start`](TcpConnect::start) refuses.
-    pub fn spawn(self) -> io::Result<Socket> {
-        let (socket, driver) = self.start()?;
-        super::spawn(driver)?;
-        Ok(socket)
-    }
-
-    /// `:stream t`: starts the connection on the current event loop in
-    /// stream mode and returns the stream over its socket.
-    pub fn spawn_stream(self) -> io::Result<TcpStream> {
-        self.stream(true).spawn().map(TcpStream::new)
+    /// `TCP_NODELAY`, on by default: streamish coalesces small writes
+    /// itself, so Nagle's algorithm would only add latency.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.settings.nodelay = on;
+        self
     }
 }
 
-impl fmt::Debug for TcpConnect {
+impl<S> fmt::Debug for ConnectBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpConnect")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ConnectBuilder");
+        match &self.dest {
+            Dest::Tcp { host, port, .. } => d.field("host", host).field("port", port),
+            #[cfg(unix)]
+            Dest::Pipe(path) => d.field("path", path),
+        };
+        d.finish_non_exhaustive()
     }
+}
+
+/// What `run` connects to, checked.
+enum Target {
+    Tcp(addr::Target, Option<SocketAddr>),
+    #[cfg(unix)]
+    Pipe(PathBuf),
 }
 
 /// Resolves and connects, racing the connect clock and a close, then runs
 /// the session.
-async fn run(
+async fn run<S>(
     socket: Socket,
     guard: DriverGuard,
-    target: addr::Target,
-    local: Option<SocketAddr>,
+    target: Target,
     connect_timeout: Option<Duration>,
-    cbs: Callbacks,
+    cbs: Callbacks<S>,
     settings: Settings,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: AsyncInputStream + From<Socket> + Send + 'static,
+{
     let conn = socket.conn.clone();
+    let nodelay = settings.nodelay;
     let mut connecting = async move {
-        let (label, addrs) = addr::resolve(target).await?;
-        addr::connect_any(&label, &addrs, local).await
+        match target {
+            Target::Tcp(target, local) => {
+                let (label, addrs) = addr::resolve(target).await?;
+                let io = addr::connect_any(&label, &addrs, local).await?;
+                io.get_ref().tcp()?.set_nodelay(nodelay)?;
+                Ok(io)
+            }
+            #[cfg(unix)]
+            Target::Pipe(path) => crate::unix::connect(&path).await,
+        }
     }
     .boxed();
     let mut clock = connect_timeout.map(Timer::after);
@@ -271,9 +398,6 @@ async fn run(
             return Session::deliver(&socket, &cbs, ev);
         }
     };
-    if let Err(e) = io.get_ref().tcp().and_then(|s| s.set_nodelay(settings.nodelay)) {
-        return Session::deliver(&socket, &cbs, Event::from_io(e, None));
-    }
     socket.conn.attach(Io::new(io));
     if socket.conn.is_closed() {
         return Ok(());

@@ -1,5 +1,6 @@
-//! cl-async's face: [`tcp_connect`], [`tcp_server`], callbacks, events and
-//! the event loop.
+//! cl-async's face: [`tcp_connect`], [`tcp_server`] (and, on Unix, the
+//! pipes' `pipe_connect` and `pipe_server`), callbacks, events and the
+//! event loop.
 //!
 //! A callback-style connection is a [`Driver`]: a future that connects (for
 //! `tcp_connect`), then reads, calls the callbacks, flushes what they wrote
@@ -26,19 +27,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{Event, Socket, TcpStream};
+use crate::{AsyncInputStream, Event, Socket, TcpStream};
 
-pub use connect::{TcpConnect, tcp_connect};
+pub use connect::{ConnectBuilder, TcpConnect, tcp_connect};
+#[cfg(unix)]
+pub use connect::{PipeConnect, pipe_connect};
 pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
 pub use local::LoopLocal;
-pub use server::{TcpServerBuilder, TcpServerHandle, tcp_server};
+#[cfg(unix)]
+pub use server::{PipeServerBuilder, pipe_server};
+pub use server::{ServerBuilder, ServerHandle, TcpServerBuilder, TcpServerHandle, tcp_server};
 pub use stats::{Stats, process_stats, stats};
 
 /// What `read_cb` receives besides the socket.
 ///
 /// In drained mode (the default) the bytes that arrived, taken out of the
 /// input buffer without a copy. In stream mode (`stream`, or
-/// `dont_drain_read_buffer`) the stream whose input buffer holds them: read
+/// `dont_drain_read_buffer`) the stream whose input buffer holds them (`S`
+/// is the connection's stream type: [`TcpStream`], or a pipe's
+/// `UnixStream`): read
 /// what you want with `read_sequence` or a line with
 /// [`take_line`](crate::AsyncInputStream::take_line); what you leave stays
 /// buffered, and is offered again while your calls consume some.
@@ -68,23 +75,23 @@ pub use stats::{Stats, process_stats, stats};
 /// # let _ = streamish::tcp_server("127.0.0.1", 0).read_cb(on_read);
 /// ```
 #[derive(Debug)]
-pub enum ReadData<'a> {
+pub enum ReadData<'a, S = TcpStream> {
     /// Drained mode: the bytes that arrived.
     Bytes(Bytes),
     /// Stream mode: the stream to read them from.
-    Stream(&'a mut TcpStream),
+    Stream(&'a mut S),
 }
 
-impl ReadData<'_> {
+impl<S: AsyncInputStream> ReadData<'_, S> {
     /// The bytes in drained mode; in stream mode, everything buffered,
     /// consumed from the stream.
     pub fn into_bytes(self) -> Bytes {
         match self {
             ReadData::Bytes(b) => b,
             ReadData::Stream(s) => {
-                let mut v = vec![0u8; crate::AsyncInputStream::buffered(s)];
+                let mut v = vec![0u8; s.buffered()];
                 // Exactly what is buffered: this copies and never waits.
-                let n = crate::AsyncInputStream::read_sequence(s, &mut v).unwrap_or(0);
+                let n = s.read_sequence(&mut v).unwrap_or(0);
                 v.truncate(n);
                 Bytes::from(v)
             }
@@ -93,22 +100,34 @@ impl ReadData<'_> {
 }
 
 /// `read_cb`: called with the socket and what arrived.
-pub(crate) type ReadCb = Arc<dyn Fn(&Socket, ReadData<'_>) + Send + Sync>;
+pub(crate) type ReadCb<S> = Arc<dyn Fn(&Socket, ReadData<'_, S>) + Send + Sync>;
 /// `event_cb`: called with each event, once.
 pub(crate) type EventCb = Arc<dyn Fn(Event) + Send + Sync>;
 /// `connect_cb` and `write_cb`: called with the socket.
 pub(crate) type SocketCb = Arc<dyn Fn(&Socket) + Send + Sync>;
 
-/// The callbacks of a connection (shared by every connection of a server).
-#[derive(Clone, Default)]
-pub(crate) struct Callbacks {
-    pub(crate) read: Option<ReadCb>,
+/// The callbacks of a connection (shared by every connection of a server);
+/// `S` is the stream type `read_cb` gets in stream mode.
+pub(crate) struct Callbacks<S> {
+    pub(crate) read: Option<ReadCb<S>>,
     pub(crate) event: Option<EventCb>,
     pub(crate) connect: Option<SocketCb>,
     pub(crate) write: Option<SocketCb>,
 }
 
-/// The keyword options shared by `tcp_connect` and `tcp_server`.
+impl<S> Default for Callbacks<S> {
+    fn default() -> Callbacks<S> {
+        Callbacks {
+            read: None,
+            event: None,
+            connect: None,
+            write: None,
+        }
+    }
+}
+
+/// The keyword options shared by the connect and server builders (`nodelay`
+/// is set on TCP only).
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) stream: bool,
@@ -168,7 +187,7 @@ pub(crate) struct Ctl {
     /// cl-async's `socket-data`.
     pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
     /// The server that accepted this connection.
-    server: Option<TcpServerHandle>,
+    server: Option<ServerHandle>,
     /// What most connections never set, boxed on first use so that an
     /// idle connection carries 8 bytes for it.
     rare: Option<Box<Rare>>,
@@ -209,11 +228,11 @@ impl Ctl {
     }
 
     /// The server that accepted this connection, if one did.
-    pub(crate) fn server(&self) -> Option<TcpServerHandle> {
+    pub(crate) fn server(&self) -> Option<ServerHandle> {
         self.server.clone()
     }
 
-    pub(crate) fn set_server(&mut self, server: TcpServerHandle) {
+    pub(crate) fn set_server(&mut self, server: ServerHandle) {
         self.server = Some(server);
     }
 }
@@ -289,14 +308,15 @@ impl fmt::Debug for Driver {
     }
 }
 
-/// The keyword options both builders share, written once.
+/// The keyword options both builders share, written once; `$s` is the
+/// builder's stream type.
 macro_rules! common_options {
-    () => {
+    ($s:ident) => {
         /// `read-cb`: called with the socket and what arrived
         /// ([`ReadData::Bytes`] in drained mode, [`ReadData::Stream`] in
         /// stream mode). Without it, arriving bytes stay buffered on the
         /// socket: nothing is dropped.
-        pub fn read_cb(mut self, f: impl Fn(&Socket, ReadData<'_>) + Send + Sync + 'static) -> Self {
+        pub fn read_cb(mut self, f: impl Fn(&Socket, ReadData<'_, $s>) + Send + Sync + 'static) -> Self {
             self.cbs.read = Some(std::sync::Arc::new(f));
             self
         }
@@ -388,14 +408,15 @@ macro_rules! common_options {
             self
         }
 
-        /// `stream`: read through a [`TcpStream`](crate::TcpStream): `read_cb` gets
-        /// [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
+        /// `stream`: read through the connection's stream
+        /// ([`TcpStream`](crate::TcpStream), or a pipe's `UnixStream`):
+        /// `read_cb` gets [`ReadData::Stream`]. Implies `dont_drain_read_buffer` unless that
         /// is given. What `read_cb` leaves unread stays buffered (cl-async's
         /// stream buffer): it is offered again at once while each call
         /// consumes some, and otherwise with the next bytes to arrive. What
         /// is unread at end of file stays readable in `event_cb` and from
         /// the stream afterwards, until it is dropped, closed or aborted.
-        /// Once 1 MiB is left unread, reading pauses (TCP then pushes back
+        /// Once 1 MiB is left unread, reading pauses (the kernel then pushes back
         /// on the peer) until the application consumes some of it.
         pub fn stream(mut self, on: bool) -> Self {
             self.settings.stream = on;
@@ -442,13 +463,6 @@ macro_rules! common_options {
         /// what a proxy needs to pass a half-close through.
         pub fn allow_half_open(mut self, on: bool) -> Self {
             self.settings.half_open = on;
-            self
-        }
-
-        /// `TCP_NODELAY`, on by default: streamish coalesces small writes
-        /// itself, so Nagle's algorithm would only add latency.
-        pub fn nodelay(mut self, on: bool) -> Self {
-            self.settings.nodelay = on;
             self
         }
 

@@ -1,19 +1,22 @@
-//! cl-async's `tcp-server` and `close-tcp-server`.
+//! cl-async's `tcp-server`, `pipe-server` and `close-tcp-server`: one
+//! builder, whose address is a host and port or a socket file.
 
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_io::Timer;
 
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
 use crate::tuning::{ACCEPT_BACKOFF, ACCEPT_BUDGET};
-use crate::{DEFAULT_BACKLOG, Event, Socket, TcpListener};
+use crate::{AsyncInputStream, DEFAULT_BACKLOG, Event, Socket, TcpListener, TcpStream};
 
 /// Starts building a server on `bind:port` (cl-async's `tcp-server`).
 /// `bind` is an IP address or a host name (resolved as
@@ -47,29 +50,137 @@ use crate::{DEFAULT_BACKLOG, Event, Socket, TcpListener};
 /// .unwrap();
 /// ```
 pub fn tcp_server<'a>(bind: impl Into<Option<&'a str>>, port: u16) -> TcpServerBuilder {
-    TcpServerBuilder {
-        bind: bind.into().map(str::to_owned),
+    ServerBuilder::new(Bind::Tcp {
+        host: bind.into().map(str::to_owned),
         port,
-        backlog: DEFAULT_BACKLOG,
         reuse_port: false,
-        cbs: Callbacks::default(),
-        settings: Settings::default(),
-    }
+    })
 }
 
-/// The builder of [`tcp_server`]: one method per cl-async keyword.
+/// Starts building a server on the Unix-domain socket file at `path`
+/// (cl-async's `pipe-server`). Everything else is as [`tcp_server`]: the
+/// same callbacks and options (the TCP ones, `nodelay` and `reuse_port`,
+/// do not exist on it), and the same [`ServerHandle`] to close it, whose
+/// [`path`](ServerHandle::path) is the socket file.
+///
+/// The socket file is made when the server starts and follows
+/// [`UnixListener`](crate::UnixListener)'s policy: a file already there
+/// fails the start with [`Event::AddressInUse`], saying whether it is a
+/// live server's, a stale socket file or not a socket (nothing is
+/// removed), and the file is removed once the closed server's accept loop
+/// ends (or its driver is dropped).
+///
+/// # Examples
+///
+/// cl-async's pipe test, "server stream":
+///
+/// ```
+/// use streamish::{AsyncInputStream, ReadData, pipe_connect, pipe_server, with_event_loop};
+///
+/// # let dir = std::env::temp_dir().join(format!("streamish-doc-pipe-server-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("server.sock");
+/// let p = path.clone();
+/// with_event_loop(move || -> std::io::Result<()> {
+///     let server = pipe_server(&p)
+///         .stream(true)
+///         .read_cb(|sock, data| {
+///             if let ReadData::Stream(stream) = data {
+///                 // A UnixStream, with everything buffered so far.
+///                 let mut buf = [0u8; 6];
+///                 if stream.buffered() >= 6 {
+///                     stream.read_sequence(&mut buf).unwrap();
+///                     assert_eq!(&buf, b"HELLO!");
+///                     sock.close();
+///                     sock.server().unwrap().close();
+///                 }
+///             }
+///         })
+///         .spawn()?;
+///     assert_eq!(server.path(), Some(p.as_path()));
+///     pipe_connect(&p).data("HELLO!").spawn()?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// # std::fs::remove_dir(&dir).unwrap();
+/// ```
+#[cfg(unix)]
+pub fn pipe_server(path: impl AsRef<Path>) -> PipeServerBuilder {
+    ServerBuilder::new(Bind::Pipe(path.as_ref().to_path_buf()))
+}
+
+/// Where a server listens.
+enum Bind {
+    /// An IP address or host name (all IPv4 interfaces if `None`) and a
+    /// port.
+    Tcp {
+        host: Option<String>,
+        port: u16,
+        reuse_port: bool,
+    },
+    /// A Unix-domain socket file.
+    #[cfg(unix)]
+    Pipe(PathBuf),
+}
+
+/// The builder of [`tcp_server`] and `pipe_server`: one method per cl-async
+/// keyword. `S` is the connections' stream type: [`TcpStream`]
+/// ([`TcpServerBuilder`]) or `UnixStream` (`PipeServerBuilder`), which
+/// stream mode's `read_cb` gets. The TCP options are on
+/// `ServerBuilder<TcpStream>` only.
 #[must_use = "a server does nothing until it is spawned or started"]
-pub struct TcpServerBuilder {
-    bind: Option<String>,
-    port: u16,
+pub struct ServerBuilder<S> {
+    bind: Bind,
     backlog: u32,
-    reuse_port: bool,
-    cbs: Callbacks,
+    cbs: Callbacks<S>,
     settings: Settings,
 }
 
-impl TcpServerBuilder {
-    common_options!();
+/// The builder of [`tcp_server`] (its name before pipes shared it).
+pub type TcpServerBuilder = ServerBuilder<TcpStream>;
+
+/// The builder of [`pipe_server`].
+#[cfg(unix)]
+pub type PipeServerBuilder = ServerBuilder<crate::UnixStream>;
+
+impl<S> ServerBuilder<S> {
+    fn new(bind: Bind) -> ServerBuilder<S> {
+        ServerBuilder {
+            bind,
+            backlog: DEFAULT_BACKLOG,
+            cbs: Callbacks::default(),
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// The TCP options.
+impl ServerBuilder<TcpStream> {
+    /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
+    /// loop, may share the address, and the kernel spreads the connections
+    /// among them.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
+        if let Bind::Tcp { reuse_port, .. } = &mut self.bind {
+            *reuse_port = on;
+        }
+        self
+    }
+
+    /// `TCP_NODELAY` on the accepted connections, on by default: streamish
+    /// coalesces small writes itself, so Nagle's algorithm would only add
+    /// latency.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.settings.nodelay = on;
+        self
+    }
+}
+
+impl<S> ServerBuilder<S>
+where
+    S: AsyncInputStream + From<Socket> + Send + 'static,
+{
+    common_options!(S);
 
     /// `backlog`: how many connections may wait to be accepted (default
     /// 128). Zero lets the system pick its minimum.
@@ -78,16 +189,8 @@ impl TcpServerBuilder {
         self
     }
 
-    /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
-    /// loop, may share the address, and the kernel spreads the connections
-    /// among them.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Binds and listens now (an address in use fails at once with
-    /// [`Event::AddressInUse`]), then hands the server's accept loop, and
+    /// Binds and listens now (an address or socket file in use fails at
+    /// once with [`Event::AddressInUse`]), then hands the server's accept loop, and
     /// later each accepted connection, to `spawner` as a [`Driver`] to run
     /// on your executor.
     ///
@@ -106,47 +209,36 @@ impl TcpServerBuilder {
     /// server.close();
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub fn start(self, spawner: impl Fn(Driver) + Send + Sync + 'static) -> io::Result<TcpServerHandle> {
+    pub fn start(self, spawner: impl Fn(Driver) + Send + Sync + 'static) -> io::Result<ServerHandle> {
         self.start_on(Spawner::Driver(Arc::new(spawner)))
     }
 
     /// Starts the server on the current event loop. Fails outside
     /// [`with_event_loop`](crate::with_event_loop), and when binding fails.
-    pub fn spawn(self) -> io::Result<TcpServerHandle> {
+    pub fn spawn(self) -> io::Result<ServerHandle> {
         // Fail before binding if there is no loop to run on.
         super::event_loop::require_loop()?;
         self.start_on(Spawner::Loop)
     }
 
-    fn start_on(self, spawner: Spawner) -> io::Result<TcpServerHandle> {
+    fn start_on(self, spawner: Spawner) -> io::Result<ServerHandle> {
         self.settings.check()?;
-        // As `TcpListener::bind`: IP literals directly, names through the
-        // system resolver, each address in turn.
-        let server = match self.bind.as_deref() {
-            None => TcpListener::bind_opts((Ipv4Addr::UNSPECIFIED, self.port), self.backlog, self.reuse_port)?,
-            Some(host) => {
-                let host = host.trim();
-                let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-                if bare.is_empty() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty host name to bind"));
+        let server = match self.bind {
+            Bind::Tcp { host, port, reuse_port } => Listening::Tcp(bind_tcp(host, port, self.backlog, reuse_port)?),
+            #[cfg(unix)]
+            Bind::Pipe(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty socket path"));
                 }
-                let addrs: Vec<SocketAddr> = (bare, self.port)
-                    .to_socket_addrs()
-                    .map_err(|error| Event::Dns {
-                        socket: None,
-                        host: bare.to_string(),
-                        error,
-                    })?
-                    .collect();
-                TcpListener::bind_opts(&addrs[..], self.backlog, self.reuse_port)?
+                Listening::Pipe(crate::UnixListener::bind_with_backlog(path, self.backlog)?)
             }
         };
         let shared = Arc::new(Shared {
-            local: server.local_addr(),
+            addr: server.addr(),
             closed: AtomicBool::new(false),
             waker: Mutex::new(None),
         });
-        let handle = TcpServerHandle { shared: shared.clone() };
+        let handle = ServerHandle { shared: shared.clone() };
         let own = handle.clone();
         let settings = self.settings;
         let cbs = Arc::new(self.cbs);
@@ -165,13 +257,12 @@ impl TcpServerBuilder {
                     backoff = None;
                 }
                 match server.poll_accept(cx) {
-                    Poll::Ready(Ok((stream, _))) => {
-                        let socket = stream.into_socket();
+                    Poll::Ready(Ok(socket)) => {
                         socket.conn.ctl().set_server(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
-                        spawn_conn.spawn(session::incoming(socket, cbs.clone(), &settings));
+                        spawn_conn.spawn(session::incoming::<S>(socket, cbs.clone(), &settings));
                     }
                     Poll::Ready(Err(e)) => {
                         if out_of_resources(&e) {
@@ -191,6 +282,55 @@ impl TcpServerBuilder {
         // The accept loop is itself a driver: it runs on the same executor.
         spawner.spawn(accept_loop);
         Ok(handle)
+    }
+}
+
+/// Binds as `TcpListener::bind` does: IP literals directly, names through
+/// the system resolver, each address in turn; no host is every IPv4
+/// interface.
+fn bind_tcp(host: Option<String>, port: u16, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
+    let Some(host) = host else {
+        return TcpListener::bind_opts((Ipv4Addr::UNSPECIFIED, port), backlog, reuse_port);
+    };
+    let host = host.trim();
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if bare.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty host name to bind"));
+    }
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|error| Event::Dns {
+            socket: None,
+            host: bare.to_string(),
+            error,
+        })?
+        .collect();
+    TcpListener::bind_opts(&addrs[..], backlog, reuse_port)
+}
+
+/// A server's listening socket.
+enum Listening {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Pipe(crate::UnixListener),
+}
+
+impl Listening {
+    fn addr(&self) -> Addr {
+        match self {
+            Listening::Tcp(l) => Addr::Tcp(l.local_addr()),
+            #[cfg(unix)]
+            Listening::Pipe(l) => Addr::Pipe(l.path().to_path_buf()),
+        }
+    }
+
+    /// The next connection's socket.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Socket>> {
+        match self {
+            Listening::Tcp(l) => l.poll_accept(cx).map_ok(|(s, _)| s.into_socket()),
+            #[cfg(unix)]
+            Listening::Pipe(l) => l.poll_accept(cx).map_ok(|(s, _)| s.into_socket()),
+        }
     }
 }
 
@@ -240,23 +380,34 @@ fn out_of_resources(e: &io::Error) -> bool {
     }
 }
 
-impl fmt::Debug for TcpServerBuilder {
+impl<S> fmt::Debug for ServerBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpServerBuilder")
-            .field("bind", &self.bind)
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ServerBuilder");
+        match &self.bind {
+            Bind::Tcp { host, port, .. } => d.field("bind", host).field("port", port),
+            #[cfg(unix)]
+            Bind::Pipe(path) => d.field("path", path),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
+/// Where a running server listens.
+#[derive(Debug)]
+enum Addr {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Pipe(PathBuf),
+}
+
 struct Shared {
-    local: SocketAddr,
+    addr: Addr,
     closed: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
-/// A running callback-style server: its address, and `close`. Cheap to
-/// clone; every connection it accepts reaches it through
+/// A running callback-style server, TCP or pipe: its address, and
+/// `close`. Cheap to clone; every connection it accepts reaches it through
 /// [`Socket::server`].
 ///
 /// # Examples
@@ -283,20 +434,46 @@ struct Shared {
 /// .unwrap(); // returns once the server and both ends are closed
 /// ```
 #[derive(Clone)]
-pub struct TcpServerHandle {
+pub struct ServerHandle {
     shared: Arc<Shared>,
 }
 
-impl TcpServerHandle {
-    /// The address the server listens on, with the real port when bound to
-    /// port 0.
+/// The handle of a [`tcp_server`] (its name before pipes shared it).
+pub type TcpServerHandle = ServerHandle;
+
+impl ServerHandle {
+    /// The address a TCP server listens on, with the real port when bound
+    /// to port 0.
+    ///
+    /// # Panics
+    ///
+    /// On a pipe server, which has a socket file and no IP address: its
+    /// [`path`](ServerHandle::path) is where it listens. (A made-up
+    /// address would only fail later, further from the mistake.)
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local
+        match &self.shared.addr {
+            Addr::Tcp(a) => *a,
+            #[cfg(unix)]
+            Addr::Pipe(p) => panic!(
+                "local_addr on the pipe server at {}: a pipe server has a path, not an IP address",
+                p.display()
+            ),
+        }
+    }
+
+    /// The socket file a pipe server listens on; `None` for a TCP server.
+    #[cfg(unix)]
+    pub fn path(&self) -> Option<&Path> {
+        match &self.shared.addr {
+            Addr::Pipe(p) => Some(p),
+            Addr::Tcp(_) => None,
+        }
     }
 
     /// Stops accepting (cl-async's `close-tcp-server`): the listening socket
-    /// is closed; connections already accepted go on until they end.
-    /// Harmless to repeat.
+    /// is closed (a pipe server's socket file removed) once the accept loop
+    /// sees it, at its next poll; connections already accepted go on until
+    /// they end. Harmless to repeat.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
         // Woken after the lock is released: a waker may poll the accept
@@ -307,27 +484,30 @@ impl TcpServerHandle {
         }
     }
 
-    /// Whether [`close`](TcpServerHandle::close) was called
+    /// Whether [`close`](ServerHandle::close) was called
     /// (cl-async's `tcp-server-closed`).
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
 }
 
-impl fmt::Debug for TcpServerHandle {
+impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpServerHandle")
-            .field("local", &self.shared.local)
-            .field("closed", &self.is_closed())
-            .finish()
+        let mut d = f.debug_struct("ServerHandle");
+        match &self.shared.addr {
+            Addr::Tcp(a) => d.field("local", a),
+            #[cfg(unix)]
+            Addr::Pipe(p) => d.field("path", p),
+        };
+        d.field("closed", &self.is_closed()).finish()
     }
 }
 
 impl Socket {
     /// The server that accepted this connection, for its callbacks to
     /// reach (to close it, say); `None` for connections made by
-    /// `tcp_connect` or on the await face.
-    pub fn server(&self) -> Option<TcpServerHandle> {
+    /// `tcp_connect`, `pipe_connect` or on the await face.
+    pub fn server(&self) -> Option<ServerHandle> {
         self.conn.ctl().server()
     }
 }

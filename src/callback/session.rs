@@ -17,20 +17,20 @@ use crate::conn::Conn;
 use crate::tuning::MAX_READ;
 use crate::tuning::{INPUT_CAP, READ_TURN, TURN_BYTES, TURNS};
 use crate::wait::WaitId;
-use crate::{AsyncInputStream, Clock, Event, Socket, TcpStream};
+use crate::{AsyncInputStream, Clock, Event, Socket};
 
 /// An idle connection's whole driver is this struct (spawned unboxed on the
 /// event loop), so what is rarely used is boxed on first use: the stream of
 /// stream mode, the timer of the clocks.
-pub(crate) struct Session {
+pub(crate) struct Session<S> {
     socket: Socket,
     /// The driver's key among the connection's waiting tasks; the session
     /// marks its connection driven while it lives (see [`DriverGuard`]).
     id: WaitId,
     /// The stream `read_cb` gets in stream mode.
-    stream: Option<Box<TcpStream>>,
+    stream: Option<Box<S>>,
     /// Shared by every connection of a server.
-    cbs: Arc<Callbacks>,
+    cbs: Arc<Callbacks<S>>,
     /// `connect_cb` is still to be called (an accepted connection calls it
     /// in its first poll, on its own task).
     greet: bool,
@@ -59,15 +59,15 @@ pub(crate) struct Session {
     _counted: Counted,
 }
 
-impl Session {
+impl<S: AsyncInputStream + From<Socket>> Session<S> {
     /// Starts the session of a connection that is up, counting it open.
     pub(crate) fn new(
         socket: Socket,
-        cbs: Arc<Callbacks>,
+        cbs: Arc<Callbacks<S>>,
         settings: &Settings,
         dir: Dir,
         guard: DriverGuard,
-    ) -> Session {
+    ) -> Session<S> {
         let now = Instant::now();
         let (written, drains) = socket.conn.write_progress();
         Session {
@@ -111,20 +111,20 @@ impl Session {
     /// Calls `connect_cb`.
     pub(crate) fn connected(&mut self) {
         if let Some(cb) = &self.cbs.connect {
-            Session::call(&self.socket, || cb(&self.socket));
+            Self::call(&self.socket, || cb(&self.socket));
         }
     }
 
     /// Delivers `ev` once, then closes the socket (without a reset: its
     /// queued output is dropped); the driver's result.
-    pub(crate) fn deliver(socket: &Socket, cbs: &Callbacks, ev: Event) -> io::Result<()> {
+    pub(crate) fn deliver(socket: &Socket, cbs: &Callbacks<S>, ev: Event) -> io::Result<()> {
         let ev = match ev.socket() {
             Some(_) => ev,
             None => ev.with_socket(socket.clone()),
         };
         let res = match &cbs.event {
             Some(cb) => {
-                Session::call(socket, || cb(ev));
+                Self::call(socket, || cb(ev));
                 Ok(())
             }
             None => Err(ev.into()),
@@ -134,7 +134,7 @@ impl Session {
     }
 
     fn fail(&mut self, err: io::Error) -> Poll<io::Result<()>> {
-        Poll::Ready(Session::deliver(&self.socket, &self.cbs, Event::from_io(err, None)))
+        Poll::Ready(Self::deliver(&self.socket, &self.cbs, Event::from_io(err, None)))
     }
 
     /// One read; `Ready(Ok(true))` if bytes arrived, `Ready(Ok(false))` at
@@ -157,7 +157,7 @@ impl Session {
                 };
                 let full = bytes.len() >= MAX_READ;
                 read += bytes.len();
-                Session::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
+                Self::call(&self.socket, || cb(&self.socket, ReadData::Bytes(bytes)));
                 if !full || read >= READ_TURN || conn.is_closing() || self.socket.is_reading_paused() {
                     break;
                 }
@@ -186,14 +186,12 @@ impl Session {
         }
         if let Some(cb) = &self.cbs.read {
             let socket = &self.socket;
-            let stream = self
-                .stream
-                .get_or_insert_with(|| Box::new(TcpStream::new(socket.clone())));
+            let stream = self.stream.get_or_insert_with(|| Box::new(S::from(socket.clone())));
             // What `read_cb` leaves is offered again while it makes progress
             // (cl-async's buffer); a call that takes nothing waits for more.
             loop {
                 let before = AsyncInputStream::buffered(&**stream);
-                Session::call(socket, || cb(socket, ReadData::Stream(stream)));
+                Self::call(socket, || cb(socket, ReadData::Stream(stream)));
                 let left = AsyncInputStream::buffered(&**stream);
                 if left == 0 || left >= before || socket.conn.is_closing() || socket.is_reading_paused() {
                     break;
@@ -219,7 +217,7 @@ impl Session {
         }
         self.drains = drains;
         if let Some(cb) = &self.cbs.write {
-            Session::call(&self.socket, || cb(&self.socket));
+            Self::call(&self.socket, || cb(&self.socket));
             return true;
         }
         false
@@ -253,7 +251,7 @@ impl Session {
                 .and_then(|t| self.last_write.checked_add(t));
             for (at, clock) in [(read_at, Clock::Read), (write_at, Clock::Write)] {
                 if at.is_some_and(|at| at <= now) {
-                    return Poll::Ready(Session::deliver(
+                    return Poll::Ready(Self::deliver(
                         &self.socket,
                         &self.cbs,
                         Event::Timeout { socket: None, clock },
@@ -315,7 +313,7 @@ impl Session {
                         let ev = Event::Eof {
                             socket: Some(self.socket.clone()),
                         };
-                        Session::call(&self.socket, || cb(ev));
+                        Self::call(&self.socket, || cb(ev));
                     }
                     if !self.half_open {
                         conn.request_close();
@@ -375,7 +373,7 @@ impl Session {
 /// `event_cb` took, the error otherwise, unless the connection was
 /// accepted: one client's error (already closed by [`Session::deliver`])
 /// must not end its server.
-impl Future for Session {
+impl<S: AsyncInputStream + From<Socket>> Future for Session<S> {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -389,7 +387,11 @@ impl Future for Session {
 
 /// The session of a socket that was accepted, counted open now; its first
 /// poll calls `connect_cb`.
-pub(crate) fn incoming(socket: Socket, cbs: Arc<Callbacks>, settings: &Settings) -> Session {
+pub(crate) fn incoming<S: AsyncInputStream + From<Socket>>(
+    socket: Socket,
+    cbs: Arc<Callbacks<S>>,
+    settings: &Settings,
+) -> Session<S> {
     init_ctl(&socket, settings);
     let guard = DriverGuard::new(&socket.conn);
     let mut session = Session::new(socket, cbs, settings, Dir::Incoming, guard);
@@ -444,7 +446,7 @@ impl Drop for DriverGuard {
     }
 }
 
-impl Drop for Session {
+impl<S> Drop for Session<S> {
     fn drop(&mut self) {
         driver_gone(&self.socket.conn, self.id);
     }

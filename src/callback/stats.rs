@@ -56,9 +56,11 @@ static PROCESS: Counts = Counts {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Connections accepted by a `tcp_server` and still open.
+    /// Connections accepted by a `tcp_server` (or a `pipe_server`: cl-async
+    /// counts pipes with TCP too) and still open.
     pub incoming_tcp: usize,
-    /// Connections made by `tcp_connect`, established and still open.
+    /// Connections made by `tcp_connect` (or `pipe_connect`), established
+    /// and still open.
     pub outgoing_tcp: usize,
 }
 

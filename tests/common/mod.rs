@@ -1,11 +1,13 @@
 //! Helpers shared by every test file: one watchdog ([`LIMIT`]), one seeded
 //! random generator ([`Rng`], and the byte pattern made from it), loopback
 //! pairs and listeners, the event loop on a thread of its own, descriptor
-//! counting, and event recorders. Not every file uses every helper.
+//! counting, event recorders, and temporary directories for socket files.
+//! Not every file uses every helper.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -530,4 +532,38 @@ pub fn two_threads() -> (
         })
         .collect();
     (ex, threads, stop)
+}
+
+/// A directory of its own under the system's temporary directory, for
+/// socket files and the like: unique to this process and call, removed
+/// with what is in it when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("streamish-{tag}-{}-{n}", std::process::id()));
+        // A directory of that name is left from a process that had this
+        // pid and died before cleaning up.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
