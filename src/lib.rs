@@ -135,6 +135,8 @@ pub use callback::{
 };
 #[cfg(unix)]
 pub use callback::{PipeConnect, PipeServerBuilder, pipe_connect, pipe_server};
+#[cfg(feature = "tls")]
+pub use callback::{TlsConnect, TlsServerBuilder, tcp_ssl_connect, tcp_ssl_server};
 pub use duplex::{DuplexStream, duplex};
 pub use event::{Clock, Event};
 pub use ext::{AsyncInputStreamExt, AsyncOutputStreamExt, AsyncStreamExt, CloseStream, FinishOutput};

@@ -222,6 +222,21 @@ impl TcpListener {
         self.acceptor.poll_accept_as(WaitId::FIRST, cx).map(accepted)
     }
 
+    /// Polls for the next connection as std's stream, before it is made a
+    /// transport (a TLS server's handshake comes first).
+    #[cfg(feature = "tls")]
+    pub(crate) fn poll_accept_std(&self, cx: &mut Context<'_>) -> Poll<io::Result<(std::net::TcpStream, SocketAddr)>> {
+        self.acceptor.poll_accept_as(WaitId::FIRST, cx)
+    }
+
+    /// Waits for the next connection as std's stream (see
+    /// `poll_accept_std`).
+    #[cfg(feature = "tls")]
+    pub(crate) async fn accept_std(&self) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+        let wait = self.acceptor.waiting();
+        futures_lite::future::poll_fn(|cx| wait.poll_accept(cx)).await
+    }
+
     /// The accepted connections as a `Stream`. An error (for example, out
     /// of file descriptors) is yielded and the stream goes on.
     pub fn incoming(&self) -> Incoming<'_> {
@@ -283,9 +298,8 @@ impl fmt::Debug for Incoming<'_> {
     }
 }
 
-/// A listening TCP socket on `addr`.
 #[cfg(unix)]
-pub(crate) fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
+fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<StdListener> {
     use rustix::net::sockopt;
     let fd = crate::sys::stream_socket(addr)?;
     // As std does: a restarted server can bind while old connections linger
@@ -327,8 +341,7 @@ impl std::os::windows::io::AsRawSocket for TcpListener {
     }
 }
 
-/// A listening TCP socket on `addr`.
 #[cfg(not(unix))]
-pub(crate) fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
+fn listen(addr: SocketAddr, _backlog: u32, _reuse_port: bool) -> io::Result<StdListener> {
     StdListener::bind(addr)
 }

@@ -467,8 +467,7 @@ impl TlsStream {
 /// A TLS listener: accepts TCP connections and runs the server's side of
 /// the handshake (cl-async-ssl's `tcp-ssl-server`, the await face).
 pub struct TlsListener {
-    listener: Async<std::net::TcpListener>,
-    local: SocketAddr,
+    tcp: crate::TcpListener,
     config: Arc<ServerConfig>,
 }
 
@@ -476,28 +475,13 @@ impl TlsListener {
     /// Binds to `addr` (port 0 picks a free port) and serves `config`'s
     /// certificate.
     pub fn bind(addr: impl ToSocketAddrs, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match crate::listener::listen(addr, crate::DEFAULT_BACKLOG, false) {
-                Ok(listener) => {
-                    let local = listener.local_addr()?;
-                    let listener = Async::new(listener)?;
-                    return Ok(TlsListener {
-                        listener,
-                        local,
-                        config,
-                    });
-                }
-                Err(e) => last = Some(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))),
-            }
-        }
-        let error = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"));
-        Err(Event::from(error).into())
+        let tcp = crate::TcpListener::bind(addr)?;
+        Ok(TlsListener { tcp, config })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.tcp.local_addr()
     }
 
     /// Accepts the next connection and runs its handshake. A client whose
@@ -514,7 +498,7 @@ impl TlsListener {
 
     /// Accepts the next TCP connection, before its handshake.
     pub async fn accept_tcp(&self) -> io::Result<(PendingTls, SocketAddr)> {
-        let (stream, addr) = self.listener.read_with(|l| l.accept()).await?;
+        let (stream, addr) = self.tcp.accept_std().await?;
         stream.set_nodelay(true)?;
         let sock = Async::new(Sock::Tcp(stream))?;
         Ok((PendingTls { sock }, addr))
@@ -530,7 +514,9 @@ impl TlsListener {
 
 impl fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsListener").field("local", &self.local).finish()
+        f.debug_struct("TlsListener")
+            .field("local", &self.local_addr())
+            .finish()
     }
 }
 

@@ -149,6 +149,9 @@ enum Dest {
 #[must_use = "a connection does nothing until it is spawned or started"]
 pub struct ConnectBuilder<S> {
     dest: Dest,
+    /// The TLS client config of `tcp_ssl_connect`.
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::tls::rustls::ClientConfig>>,
     data: Vec<Bytes>,
     connect_timeout: Option<Duration>,
     cbs: Callbacks<S>,
@@ -162,10 +165,38 @@ pub type TcpConnect = ConnectBuilder<TcpStream>;
 #[cfg(unix)]
 pub type PipeConnect = ConnectBuilder<crate::UnixStream>;
 
+/// The builder of [`tcp_ssl_connect`].
+#[cfg(feature = "tls")]
+pub type TlsConnect = ConnectBuilder<crate::TlsStream>;
+
+/// Starts building a TLS connection to `host:port` (cl-async-ssl's
+/// `tcp-ssl-connect`): [`tcp_connect`] with a handshake between the
+/// connection and `connect_cb`, verifying that the server's certificate is
+/// valid for `host` (also sent as SNI) under `config`. Handshake and
+/// certificate failures are events ([`Event::Tls`],
+/// [`Event::Certificate`]); stream mode's `read_cb` gets a
+/// [`TlsStream`](crate::TlsStream).
+#[cfg(feature = "tls")]
+pub fn tcp_ssl_connect(
+    host: impl Into<String>,
+    port: u16,
+    config: Arc<crate::tls::rustls::ClientConfig>,
+) -> TlsConnect {
+    let mut builder = ConnectBuilder::new(Dest::Tcp {
+        host: host.into(),
+        port,
+        local: None,
+    });
+    builder.tls = Some(config);
+    builder
+}
+
 impl<S> ConnectBuilder<S> {
     fn new(dest: Dest) -> ConnectBuilder<S> {
         ConnectBuilder {
             dest,
+            #[cfg(feature = "tls")]
+            tls: None,
             data: Vec::new(),
             connect_timeout: None,
             cbs: Callbacks::default(),
@@ -228,7 +259,13 @@ where
         let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
         let target = match self.dest {
             Dest::Tcp { port: 0, .. } => return Err(invalid("cannot connect to port 0")),
-            Dest::Tcp { host, port, local } => Target::Tcp((host.as_str(), port).to_target()?, local),
+            Dest::Tcp { host, port, local } => {
+                #[cfg(feature = "tls")]
+                let tls = self.tls.map(|config| (config, host.clone()));
+                #[cfg(not(feature = "tls"))]
+                let tls = None;
+                Target::Tcp((host.as_str(), port).to_target()?, local, tls)
+            }
             #[cfg(unix)]
             Dest::Pipe(path) if path.as_os_str().is_empty() => return Err(invalid("empty socket path")),
             #[cfg(unix)]
@@ -271,48 +308,57 @@ where
 }
 
 /// The TCP options.
-impl ConnectBuilder<TcpStream> {
-    /// Binds the socket to `local` before it connects (see
-    /// [`TcpStream::connect_from`]): port 0 lets the system pick the port,
-    /// an IP address picks the interface. Only the addresses of `local`'s
-    /// family are tried; an address in use is
-    /// [`Event::AddressInUse`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::net::Ipv4Addr;
-    /// use streamish::{tcp_connect, tcp_server, with_event_loop};
-    ///
-    /// with_event_loop(|| -> std::io::Result<()> {
-    ///     let server = tcp_server("127.0.0.1", 0)
-    ///         .connect_cb(|sock| println!("from {}", sock.peer_addr().unwrap()))
-    ///         .read_cb(|sock, _| sock.close())
-    ///         .spawn()?;
-    ///     tcp_connect("127.0.0.1", server.local_addr().port())
-    ///         .bind((Ipv4Addr::LOCALHOST, 0))
-    ///         .data("hai")
-    ///         .event_cb(move |_| server.close())
-    ///         .spawn()?;
-    ///     Ok(())
-    /// })
-    /// .unwrap();
-    /// ```
-    pub fn bind(mut self, local: impl Into<SocketAddr>) -> Self {
-        #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
-        if let Dest::Tcp { local: l, .. } = &mut self.dest {
-            *l = Some(local.into());
-        }
-        self
-    }
+/// The TCP options, on the builders whose stream runs over TCP.
+macro_rules! tcp_options {
+    ($ty:ty) => {
+        impl ConnectBuilder<$ty> {
+            /// Binds the socket to `local` before it connects (see
+            /// [`TcpStream::connect_from`]): port 0 lets the system pick the port,
+            /// an IP address picks the interface. Only the addresses of `local`'s
+            /// family are tried; an address in use is
+            /// [`Event::AddressInUse`].
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::net::Ipv4Addr;
+            /// use streamish::{tcp_connect, tcp_server, with_event_loop};
+            ///
+            /// with_event_loop(|| -> std::io::Result<()> {
+            ///     let server = tcp_server("127.0.0.1", 0)
+            ///         .connect_cb(|sock| println!("from {}", sock.peer_addr().unwrap()))
+            ///         .read_cb(|sock, _| sock.close())
+            ///         .spawn()?;
+            ///     tcp_connect("127.0.0.1", server.local_addr().port())
+            ///         .bind((Ipv4Addr::LOCALHOST, 0))
+            ///         .data("hai")
+            ///         .event_cb(move |_| server.close())
+            ///         .spawn()?;
+            ///     Ok(())
+            /// })
+            /// .unwrap();
+            /// ```
+            pub fn bind(mut self, local: impl Into<SocketAddr>) -> Self {
+                #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
+                if let Dest::Tcp { local: l, .. } = &mut self.dest {
+                    *l = Some(local.into());
+                }
+                self
+            }
 
-    /// `TCP_NODELAY`, on by default: streamish coalesces small writes
-    /// itself, so Nagle's algorithm would only add latency.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.settings.nodelay = on;
-        self
-    }
+            /// `TCP_NODELAY`, on by default: streamish coalesces small writes
+            /// itself, so Nagle's algorithm would only add latency.
+            pub fn nodelay(mut self, on: bool) -> Self {
+                self.settings.nodelay = on;
+                self
+            }
+        }
+    };
 }
+
+tcp_options!(TcpStream);
+#[cfg(feature = "tls")]
+tcp_options!(crate::TlsStream);
 
 impl<S> fmt::Debug for ConnectBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -326,9 +372,17 @@ impl<S> fmt::Debug for ConnectBuilder<S> {
     }
 }
 
+/// A TLS client's config and the name its server must prove.
+#[cfg(feature = "tls")]
+type TlsClient = (Arc<crate::tls::rustls::ClientConfig>, String);
+#[cfg(not(feature = "tls"))]
+type TlsClient = std::convert::Infallible;
+
 /// What `run` connects to, checked.
 enum Target {
-    Tcp(addr::Target, Option<SocketAddr>),
+    /// The address, the local address, and for TLS the config and the
+    /// server's name.
+    Tcp(addr::Target, Option<SocketAddr>, Option<TlsClient>),
     #[cfg(unix)]
     Pipe(PathBuf),
 }
@@ -350,14 +404,20 @@ where
     let nodelay = settings.nodelay;
     let mut connecting = async move {
         match target {
-            Target::Tcp(target, local) => {
+            Target::Tcp(target, local, tls) => {
                 let (label, addrs) = addr::resolve(target).await?;
                 let io = addr::connect_any(&label, &addrs, local).await?;
                 io.get_ref().tcp()?.set_nodelay(nodelay)?;
-                Ok(io)
+                match tls {
+                    // The handshake is part of connecting: `connect_timeout`
+                    // covers it, and `connect_cb` sees an established session.
+                    #[cfg(feature = "tls")]
+                    Some((config, host)) => crate::tls::handshake(io, crate::tls::client_session(config, &host)?).await,
+                    _ => Ok(Io::new(io)),
+                }
             }
             #[cfg(unix)]
-            Target::Pipe(path) => crate::unix::connect(&path).await,
+            Target::Pipe(path) => crate::unix::connect(&path).await.map(Io::new),
         }
     }
     .boxed();
@@ -398,7 +458,7 @@ where
             return Session::deliver(&socket, &cbs, ev);
         }
     };
-    socket.conn.attach(Io::new(io));
+    socket.conn.attach(io);
     if socket.conn.is_closed() {
         return Ok(());
     }

@@ -32,11 +32,15 @@ use crate::{AsyncInputStream, Event, Socket, TcpStream};
 pub use connect::{ConnectBuilder, TcpConnect, tcp_connect};
 #[cfg(unix)]
 pub use connect::{PipeConnect, pipe_connect};
+#[cfg(feature = "tls")]
+pub use connect::{TlsConnect, tcp_ssl_connect};
 pub use event_loop::{LoopOutput, exit_event_loop, spawn, with_event_loop};
 pub use local::LoopLocal;
 #[cfg(unix)]
 pub use server::{PipeServerBuilder, pipe_server};
 pub use server::{ServerBuilder, ServerHandle, TcpServerBuilder, TcpServerHandle, tcp_server};
+#[cfg(feature = "tls")]
+pub use server::{TlsServerBuilder, tcp_ssl_server};
 pub use stats::{Stats, process_stats, stats};
 
 /// What `read_cb` receives besides the socket.

@@ -131,6 +131,9 @@ enum Bind {
 #[must_use = "a server does nothing until it is spawned or started"]
 pub struct ServerBuilder<S> {
     bind: Bind,
+    /// The TLS server config of `tcp_ssl_server`.
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
     backlog: u32,
     cbs: Callbacks<S>,
     settings: Settings,
@@ -143,10 +146,38 @@ pub type TcpServerBuilder = ServerBuilder<TcpStream>;
 #[cfg(unix)]
 pub type PipeServerBuilder = ServerBuilder<crate::UnixStream>;
 
+/// The builder of [`tcp_ssl_server`].
+#[cfg(feature = "tls")]
+pub type TlsServerBuilder = ServerBuilder<crate::TlsStream>;
+
+/// Starts building a TLS server on `bind:port` (cl-async-ssl's
+/// `tcp-ssl-server`): [`tcp_server`] serving `config`'s certificate. Each
+/// connection's handshake runs in its own task, so a slow client holds up
+/// nobody; `connect_cb` runs once it is done. A failed handshake is an
+/// event ([`Event::Tls`], [`Event::Certificate`]) for `event_cb`, and the
+/// server goes on. Stream mode's `read_cb` gets a
+/// [`TlsStream`](crate::TlsStream).
+#[cfg(feature = "tls")]
+pub fn tcp_ssl_server<'a>(
+    bind: impl Into<Option<&'a str>>,
+    port: u16,
+    config: Arc<crate::tls::rustls::ServerConfig>,
+) -> TlsServerBuilder {
+    let mut builder = ServerBuilder::new(Bind::Tcp {
+        host: bind.into().map(str::to_owned),
+        port,
+        reuse_port: false,
+    });
+    builder.tls = Some(config);
+    builder
+}
+
 impl<S> ServerBuilder<S> {
     fn new(bind: Bind) -> ServerBuilder<S> {
         ServerBuilder {
             bind,
+            #[cfg(feature = "tls")]
+            tls: None,
             backlog: DEFAULT_BACKLOG,
             cbs: Callbacks::default(),
             settings: Settings::default(),
@@ -154,27 +185,35 @@ impl<S> ServerBuilder<S> {
     }
 }
 
-/// The TCP options.
-impl ServerBuilder<TcpStream> {
-    /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
-    /// loop, may share the address, and the kernel spreads the connections
-    /// among them.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
-        if let Bind::Tcp { reuse_port, .. } = &mut self.bind {
-            *reuse_port = on;
-        }
-        self
-    }
+/// The TCP options, on the builders whose connections run over TCP.
+macro_rules! tcp_options {
+    ($ty:ty) => {
+        impl ServerBuilder<$ty> {
+            /// `SO_REUSEPORT` (Unix): several servers, one per thread or event
+            /// loop, may share the address, and the kernel spreads the connections
+            /// among them.
+            pub fn reuse_port(mut self, on: bool) -> Self {
+                #[allow(irrefutable_let_patterns)] // off Unix, TCP is the only target
+                if let Bind::Tcp { reuse_port, .. } = &mut self.bind {
+                    *reuse_port = on;
+                }
+                self
+            }
 
-    /// `TCP_NODELAY` on the accepted connections, on by default: streamish
-    /// coalesces small writes itself, so Nagle's algorithm would only add
-    /// latency.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.settings.nodelay = on;
-        self
-    }
+            /// `TCP_NODELAY` on the accepted connections, on by default: streamish
+            /// coalesces small writes itself, so Nagle's algorithm would only add
+            /// latency.
+            pub fn nodelay(mut self, on: bool) -> Self {
+                self.settings.nodelay = on;
+                self
+            }
+        }
+    };
 }
+
+tcp_options!(TcpStream);
+#[cfg(feature = "tls")]
+tcp_options!(crate::TlsStream);
 
 impl<S> ServerBuilder<S>
 where
@@ -224,6 +263,11 @@ where
     fn start_on(self, spawner: Spawner) -> io::Result<ServerHandle> {
         self.settings.check()?;
         let server = match self.bind {
+            #[cfg(feature = "tls")]
+            Bind::Tcp { host, port, reuse_port } if self.tls.is_some() => Listening::Tls(
+                bind_tcp(host, port, self.backlog, reuse_port)?,
+                self.tls.clone().expect("checked"),
+            ),
             Bind::Tcp { host, port, reuse_port } => Listening::Tcp(bind_tcp(host, port, self.backlog, reuse_port)?),
             #[cfg(unix)]
             Bind::Pipe(path) => {
@@ -257,12 +301,18 @@ where
                     backoff = None;
                 }
                 match server.poll_accept(cx) {
-                    Poll::Ready(Ok(socket)) => {
+                    Poll::Ready(Ok(Accepted::Socket(socket))) => {
                         socket.conn.ctl().set_server(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
                         spawn_conn.spawn(session::incoming::<S>(socket, cbs.clone(), &settings));
+                    }
+                    #[cfg(feature = "tls")]
+                    Poll::Ready(Ok(Accepted::Tls(stream, config))) => {
+                        let _ = stream.set_nodelay(settings.nodelay);
+                        let conn = tls_incoming::<S>(stream, config, cbs.clone(), settings.clone(), own.clone());
+                        spawn_conn.spawn(Box::pin(conn));
                     }
                     Poll::Ready(Err(e)) => {
                         if out_of_resources(&e) {
@@ -311,6 +361,9 @@ fn bind_tcp(host: Option<String>, port: u16, backlog: u32, reuse_port: bool) -> 
 /// A server's listening socket.
 enum Listening {
     Tcp(TcpListener),
+    /// TCP, each connection to be handshaken under the config.
+    #[cfg(feature = "tls")]
+    Tls(TcpListener, Arc<crate::tls::rustls::ServerConfig>),
     #[cfg(unix)]
     Pipe(crate::UnixListener),
 }
@@ -319,17 +372,60 @@ impl Listening {
     fn addr(&self) -> Addr {
         match self {
             Listening::Tcp(l) => Addr::Tcp(l.local_addr()),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, _) => Addr::Tcp(l.local_addr()),
             #[cfg(unix)]
             Listening::Pipe(l) => Addr::Pipe(l.path().to_path_buf()),
         }
     }
 
-    /// The next connection's socket.
-    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Socket>> {
+    /// The next connection.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted>> {
         match self {
-            Listening::Tcp(l) => l.poll_accept(cx).map_ok(|(s, _)| s.into_socket()),
+            Listening::Tcp(l) => l.poll_accept(cx).map_ok(|(s, _)| Accepted::Socket(s.into_socket())),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, config) => l.poll_accept_std(cx).map_ok(|(s, _)| Accepted::Tls(s, config.clone())),
             #[cfg(unix)]
-            Listening::Pipe(l) => l.poll_accept(cx).map_ok(|(s, _)| s.into_socket()),
+            Listening::Pipe(l) => l.poll_accept(cx).map_ok(|(s, _)| Accepted::Socket(s.into_socket())),
+        }
+    }
+}
+
+/// A connection the accept loop took.
+enum Accepted {
+    /// Ready for its session.
+    Socket(Socket),
+    /// Its handshake is still to run.
+    #[cfg(feature = "tls")]
+    Tls(std::net::TcpStream, Arc<crate::tls::rustls::ServerConfig>),
+}
+
+/// A TLS server's connection: the handshake in the connection's own task,
+/// then its session. A failed handshake is an event, as a failed connect
+/// is for a client.
+#[cfg(feature = "tls")]
+async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
+    stream: std::net::TcpStream,
+    config: Arc<crate::tls::rustls::ServerConfig>,
+    cbs: Arc<super::Callbacks<S>>,
+    settings: Settings,
+    server: ServerHandle,
+) -> io::Result<()> {
+    let handshake = async {
+        let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
+        crate::tls::handshake(sock, crate::tls::server_session(config)?).await
+    };
+    match handshake.await {
+        Ok(io) => {
+            let socket = Socket::from_io(io);
+            socket.conn.ctl().set_server(server);
+            session::incoming::<S>(socket, cbs, &settings).await
+        }
+        Err(e) => {
+            if let Some(cb) = &cbs.event {
+                cb(Event::from(e));
+            }
+            Ok(())
         }
     }
 }

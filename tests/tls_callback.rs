@@ -1,0 +1,113 @@
+//! TLS on the callback face: cl-async-ssl's `tcp-ssl-connect` and
+//! `tcp-ssl-server` on the event loop.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use streamish::tls::rustls::RootCertStore;
+use streamish::tls::rustls::pki_types::PrivatePkcs8KeyDer;
+use streamish::tls::{self, rustls};
+use streamish::{Event, ReadData, tcp_ssl_connect, tcp_ssl_server, with_event_loop};
+
+/// A server config for "localhost" and a client config trusting it.
+fn configs(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let cert = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+    let der = cert.cert.der().clone();
+    let mut roots = RootCertStore::empty();
+    roots.add(der.clone()).unwrap();
+    let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
+    (tls::server_config(vec![der], key).unwrap(), tls::client_config(roots))
+}
+
+// cl-async-ssl: "tcp-ssl-simple-client-server"
+#[test]
+fn an_echo_over_tls_on_the_event_loop() {
+    let (server_config, client_config) = configs("localhost");
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    common::run_loop(move || {
+        let server = tcp_ssl_server("127.0.0.1", 0, server_config)
+            .read_cb(|sock, data| {
+                let _ = sock.write_bytes(data.into_bytes());
+            })
+            .spawn()?;
+        tcp_ssl_connect("localhost", server.local_addr().port(), client_config)
+            .data("hai, ")
+            .data("over tls")
+            .read_cb(move |sock, data| {
+                let mut got = seen.lock().unwrap();
+                got.extend_from_slice(&data.into_bytes());
+                if got.len() == 13 {
+                    sock.close();
+                    server.close();
+                }
+            })
+            .event_cb(|ev| panic!("{ev}"))
+            .spawn()?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(&got.lock().unwrap()[..], b"hai, over tls");
+}
+
+#[test]
+fn a_refused_certificate_is_an_event_on_both_sides() {
+    let (server_config, client_config) = configs("localhost");
+    let client_events = Arc::new(Mutex::new(Vec::new()));
+    let server_events = Arc::new(Mutex::new(Vec::new()));
+    let (c, s) = (client_events.clone(), server_events.clone());
+    with_event_loop(move || -> std::io::Result<()> {
+        let server = tcp_ssl_server("127.0.0.1", 0, server_config)
+            .read_cb(|_, _| {})
+            .event_cb(move |ev| s.lock().unwrap().push(ev.name()))
+            .spawn()?;
+        let port = server.local_addr().port();
+        tcp_ssl_connect("127.0.0.1", port, client_config)
+            .read_cb(|_, _| {})
+            .event_cb(move |ev| {
+                c.lock().unwrap().push(ev.name());
+                server.close();
+            })
+            .spawn()?;
+        Ok(())
+    })
+    .unwrap();
+    // The certificate names "localhost", the client asked for 127.0.0.1.
+    assert_eq!(*client_events.lock().unwrap(), ["tcp-ssl-certificate-error"]);
+    assert_eq!(server_events.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn stream_mode_reads_a_tls_stream() {
+    let (server_config, client_config) = configs("localhost");
+    let got = Arc::new(Mutex::new(String::new()));
+    let seen = got.clone();
+    common::run_loop(move || {
+        let server = tcp_ssl_server("127.0.0.1", 0, server_config)
+            .read_cb(|sock, _| {
+                let _ = sock.write(b"hello from a tls server");
+                sock.close();
+            })
+            .spawn()?;
+        tcp_ssl_connect("localhost", server.local_addr().port(), client_config)
+            .stream(true)
+            .data("x")
+            .read_cb(move |_sock, data| {
+                if let ReadData::Stream(stream) = data {
+                    let mut buf = [0u8; 64];
+                    let n = streamish::AsyncInputStream::read_sequence(stream, &mut buf).unwrap();
+                    seen.lock().unwrap().push_str(std::str::from_utf8(&buf[..n]).unwrap());
+                }
+            })
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev}");
+                server.close();
+            })
+            .spawn()?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*got.lock().unwrap(), "hello from a tls server");
+}
