@@ -268,7 +268,7 @@ pub fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
             }
         };
     }
-    if w.starts_with("bulk") && sizes.bulk_bytes % bulk_chunk(w, sizes) as u64 != 0 {
+    if w.contains("bulk") && sizes.bulk_bytes % bulk_chunk(w, sizes) as u64 != 0 {
         // The reader waits for every byte: a total the writes cannot reach
         // would hang the child until its watchdog.
         eprintln!(
@@ -300,7 +300,7 @@ pub fn child(w: &str, m: &str, imp: &str, sizes: &Sizes) -> i32 {
             Err(e) => break Err(e),
         };
         let ops = match w {
-            "bulk-64k" | "bulk-1k" => sizes.bulk_bytes as f64 / (1 << 20) as f64,
+            "bulk-64k" | "bulk-1k" | "tls-bulk-64k" => sizes.bulk_bytes as f64 / (1 << 20) as f64,
             "small-writes" => (sizes.small_writes * 16) as f64 / (1 << 20) as f64,
             "pingpong" => {
                 capped |= DONE.load(Relaxed) < sizes.pingpong_rounds;

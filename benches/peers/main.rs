@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench peers                 # full run (5 repetitions)
 //! cargo bench --bench peers -- --quick      # smaller sizes, 2 repetitions, < 60 s
+//! cargo bench --bench peers --features tls  # adds tls-bulk-64k (TlsStream vs futures-rustls)
 //! cargo bench --bench peers -- --only pingpong,bulk-64k --impls streamish,tokio --reps 3
 //! cargo bench --bench peers -- --syscalls   # system calls per pingpong round trip (strace -f -c)
 //! cargo bench --bench peers -- --sweep      # cost by write size and by number of connections
@@ -30,7 +31,12 @@
 //! * `smol`: `smol::net` (async-net);
 //! * `tokio`: `tokio::net`; `tokio-buf` wraps the writer in a `BufWriter`
 //!   where a tokio user would (bulk-1k and small-writes);
-//! * `std`: blocking `std::net` with threads.
+//! * `std`: blocking `std::net` with threads;
+//! * `futures-rustls`: futures-rustls over async-net (smol's `TcpStream`),
+//!   the peer of streamish's `TlsStream` in the TLS workload
+//!   (`tls-bulk-64k`, built with `--features tls`; skipped otherwise).
+//!   Both use the same rustls configs (streamish's `tls::client_config` and
+//!   `tls::server_config`, aws-lc-rs), so only the stream layer differs.
 //!
 //! Executors: streamish, async-io and smol run on `smol::LocalExecutor` inside
 //! `smol::block_on` (async-io's `block_on`, which drives the reactor on the
@@ -56,7 +62,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use harness::{Sizes, child, idle_count, load_average, nofile_limit, raise_nofile_limit, run_child};
-use impls::{IMPLS, takes_part};
+use impls::{IMPLS, is_tls, takes_part};
 
 mod harness;
 mod impls;
@@ -64,7 +70,15 @@ mod sweep;
 mod syscalls;
 mod workloads;
 
-const WORKLOADS: &[&str] = &["bulk-64k", "bulk-1k", "small-writes", "pingpong", "echo-many", "idle"];
+const WORKLOADS: &[&str] = &[
+    "bulk-64k",
+    "bulk-1k",
+    "small-writes",
+    "pingpong",
+    "echo-many",
+    "idle",
+    "tls-bulk-64k",
+];
 const MODELS: &[&str] = &["1t", "2t"];
 /// Reported peak RSS of echo-many goes under this workload name.
 const RSS: &str = "echo-many-rss";
@@ -77,7 +91,7 @@ fn models_of(workload: &str) -> &'static [&'static str] {
 
 fn unit_of(workload: &str) -> &'static str {
     match workload {
-        "bulk-64k" | "bulk-1k" | "small-writes" => "MiB/s",
+        "bulk-64k" | "bulk-1k" | "small-writes" | "tls-bulk-64k" => "MiB/s",
         "pingpong" => "rt/s",
         "echo-many" => "msg/s",
         RSS => "KiB",
@@ -144,6 +158,10 @@ fn main() {
 
     let mut cases = Vec::new();
     for w in WORKLOADS.iter().filter(|w| chosen(&only, w)) {
+        if is_tls(w) && !cfg!(feature = "tls") {
+            eprintln!("peers: {w} skipped: it needs --features tls");
+            continue;
+        }
         for m in models_of(w).iter().filter(|m| chosen(&models_only, m)) {
             let imps: Vec<&str> = IMPLS
                 .iter()
@@ -264,34 +282,8 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn print_ratios(median: &Medians<'_>) {
-    let peers = ["async-io", "async-io-buf", "smol", "tokio", "tokio-buf", "std"];
-    println!();
-    println!("streamish / peer (above 1 means streamish is faster; for idle and echo-many-rss, lower is better)");
-    print!("{:<14} {:<5} {:>14}", "workload", "model", "streamish");
-    // A name longer than the column widens its own column only.
-    let width = |p: &str| p.len().max(10);
-    for p in peers {
-        print!(" {p:>w$}", w = width(p));
-    }
-    println!(" {:>14}", "cb/streamish");
-    for w in reported() {
-        for m in MODELS {
-            let Some(s) = median(&key(w, m, "streamish")) else {
-                continue;
-            };
-            print!("{w:<14} {m:<5} {:>14}", format!("{s:.0} {}", unit_of(w)));
-            for p in peers {
-                match median(&key(w, m, p)) {
-                    Some(v) if v > 0.0 => print!(" {:>w$}", format!("{:.2}x", s / v), w = width(p)),
-                    _ => print!(" {:>w$}", "-", w = width(p)),
-                }
-            }
-            match median(&key(w, m, "streamish-cb")) {
-                Some(c) if s > 0.0 => println!(" {:>14}", format!("{:.2}x", c / s)),
-                _ => println!(" {:>14}", "-"),
-            }
-        }
-    }
+    print_plain_ratios(median);
+    print_tls_ratios(median);
     // The await face on tokio's runtime, against tokio's own streams and
     // against itself on async-io's `block_on`.
     let mut rows = Vec::new();
@@ -317,6 +309,72 @@ fn print_ratios(median: &Medians<'_>) {
         println!(
             "{:<14} {:<5} {:>14} {:>10} {:>10}",
             "workload", "model", "on tokio", "tokio", "streamish"
+        );
+        for r in rows {
+            println!("{r}");
+        }
+    }
+}
+
+/// streamish against each peer over plain TCP.
+fn print_plain_ratios(median: &Medians<'_>) {
+    let peers = ["async-io", "async-io-buf", "smol", "tokio", "tokio-buf", "std"];
+    let plain = || reported().filter(|w| !is_tls(w));
+    if !plain().any(|w| MODELS.iter().any(|m| median(&key(w, m, "streamish")).is_some())) {
+        return;
+    }
+    println!();
+    println!("streamish / peer (above 1 means streamish is faster; for idle and echo-many-rss, lower is better)");
+    print!("{:<14} {:<5} {:>14}", "workload", "model", "streamish");
+    // A name longer than the column widens its own column only.
+    let width = |p: &str| p.len().max(10);
+    for p in peers {
+        print!(" {p:>w$}", w = width(p));
+    }
+    println!(" {:>14}", "cb/streamish");
+    for w in plain() {
+        for m in MODELS {
+            let Some(s) = median(&key(w, m, "streamish")) else {
+                continue;
+            };
+            print!("{w:<14} {m:<5} {:>14}", format!("{s:.0} {}", unit_of(w)));
+            for p in peers {
+                match median(&key(w, m, p)) {
+                    Some(v) if v > 0.0 => print!(" {:>w$}", format!("{:.2}x", s / v), w = width(p)),
+                    _ => print!(" {:>w$}", "-", w = width(p)),
+                }
+            }
+            match median(&key(w, m, "streamish-cb")) {
+                Some(c) if s > 0.0 => println!(" {:>14}", format!("{:.2}x", c / s)),
+                _ => println!(" {:>14}", "-"),
+            }
+        }
+    }
+}
+
+/// TLS: streamish's `TlsStream` against futures-rustls, same configs.
+fn print_tls_ratios(median: &Medians<'_>) {
+    let mut rows = Vec::new();
+    for w in WORKLOADS.iter().filter(|w| is_tls(w)) {
+        for m in MODELS {
+            if let Some(s) = median(&key(w, m, "streamish")) {
+                let vs = match median(&key(w, m, "futures-rustls")) {
+                    Some(v) if v > 0.0 => format!("{:.2}x", s / v),
+                    _ => "-".to_owned(),
+                };
+                rows.push(format!(
+                    "{w:<14} {m:<5} {:>14} {vs:>14}",
+                    format!("{s:.0} {}", unit_of(w))
+                ));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        println!();
+        println!("TLS: streamish's TlsStream / futures-rustls over async-net (same rustls configs, aws-lc-rs)");
+        println!(
+            "{:<14} {:<5} {:>14} {:>14}",
+            "workload", "model", "streamish", "futures-rustls"
         );
         for r in rows {
             println!("{r}");

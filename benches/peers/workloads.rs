@@ -12,7 +12,7 @@ use crate::harness::Sizes;
 
 /// A timed workload, sized.
 pub enum Work {
-    /// bulk-64k, bulk-1k and small-writes: `count` writes of `chunk` bytes
+    /// bulk-64k, bulk-1k, tls-bulk-64k and small-writes: `count` writes of `chunk` bytes
     /// one way, `total` bytes in all.
     Stream { chunk: usize, count: u64, total: u64 },
     /// 64-byte round trips, one at a time.
@@ -24,7 +24,7 @@ pub enum Work {
 impl Work {
     pub fn of(w: &str, sz: &Sizes) -> io::Result<Work> {
         Ok(match w {
-            "bulk-64k" | "bulk-1k" => {
+            "bulk-64k" | "bulk-1k" | "tls-bulk-64k" => {
                 let chunk = bulk_chunk(w, sz);
                 Work::Stream {
                     chunk,
@@ -53,7 +53,7 @@ impl Work {
 pub fn bulk_chunk(w: &str, sizes: &Sizes) -> usize {
     match sizes.chunk {
         Some(chunk) => chunk,
-        None if w == "bulk-64k" => 64 * 1024,
+        None if w.ends_with("bulk-64k") => 64 * 1024,
         None => 1024,
     }
 }

@@ -18,6 +18,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::LocalExecutor;
 
 use crate::harness::{DONE, Sizes, expired, heap_live, start_timed};
+use crate::impls::is_tls;
 use crate::workloads::{ACCEPTED, Work, corrupt, early_eof, fill_msg, idle_clients, join};
 
 /// `streamish-tokio`: the await face on tokio's `current_thread`
@@ -108,6 +109,23 @@ async fn source<S: AsyncWrite + Unpin>(mut s: S, chunk: usize, count: u64) -> io
     s.flush().await
 }
 
+/// The TLS bulk client: the writes, then reading until the server's
+/// `close_notify`. A TLS 1.3 server sends session tickets after the
+/// handshake; a client that closed its socket with them unread would
+/// reset the connection, and the server lose what it had not read yet.
+async fn tls_source<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, chunk: usize, count: u64) -> io::Result<()> {
+    source(&mut s, chunk, count).await?;
+    let mut buf = [0u8; 4096];
+    while s.read(&mut buf).await? > 0 {}
+    Ok(())
+}
+
+/// The TLS bulk server: reads it all, then closes (`close_notify`).
+async fn tls_sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, total: u64) -> io::Result<()> {
+    sink(&mut s, total).await?;
+    s.close().await
+}
+
 async fn ping<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, rounds: u64) -> io::Result<()> {
     let msg = [0x42u8; 64];
     let mut back = [0u8; 64];
@@ -171,7 +189,14 @@ async fn echo_client<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, conn: usize, m
 pub fn run<N: Net>(w: &str, two: bool, buffered: bool, sz: &Sizes) -> io::Result<Duration> {
     match Work::of(w, sz)? {
         Work::Stream { chunk, count, total } => {
-            if buffered {
+            if is_tls(w) {
+                pair::<N, _, _>(
+                    two,
+                    false,
+                    move |s| tls_source(s, chunk, count),
+                    move |s| tls_sink(s, total),
+                )
+            } else if buffered {
                 pair::<N, _, _>(
                     two,
                     false,

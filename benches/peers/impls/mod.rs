@@ -12,6 +12,8 @@ mod futures_io;
 mod smol;
 mod std_net;
 mod streamish;
+#[cfg(feature = "tls")]
+mod tls;
 mod tokio;
 
 pub const IMPLS: &[&str] = &[
@@ -24,10 +26,20 @@ pub const IMPLS: &[&str] = &[
     "tokio",
     "tokio-buf",
     "std",
+    "futures-rustls",
 ];
+
+/// Whether a workload runs over TLS (built with `--features tls` only).
+pub fn is_tls(workload: &str) -> bool {
+    workload.starts_with("tls-")
+}
 
 /// Which implementations take part in a workload and model.
 pub fn takes_part(workload: &str, model: &str, imp: &str) -> bool {
+    // TLS: streamish's `TlsStream` against futures-rustls, and only them.
+    if is_tls(workload) || imp == "futures-rustls" {
+        return is_tls(workload) && matches!(imp, "streamish" | "futures-rustls");
+    }
     match imp {
         "streamish-tokio" => workload != "idle",
         "async-io-buf" | "tokio-buf" => matches!(workload, "bulk-1k" | "small-writes"),
@@ -43,6 +55,9 @@ pub fn takes_part(workload: &str, model: &str, imp: &str) -> bool {
 /// of the timed part.
 pub fn run(w: &str, m: &str, imp: &str, sizes: &Sizes) -> io::Result<Duration> {
     let two = m == "2t";
+    if is_tls(w) {
+        return run_tls(w, two, imp, sizes);
+    }
     match imp {
         "streamish" => futures_io::run::<streamish::Streamish>(w, two, false, sizes),
         "streamish-tokio" => {
@@ -58,6 +73,20 @@ pub fn run(w: &str, m: &str, imp: &str, sizes: &Sizes) -> io::Result<Duration> {
         "streamish-cb" => callback::run(w, two, sizes),
         _ => Err(io::Error::other("unknown implementation")),
     }
+}
+
+#[cfg(feature = "tls")]
+fn run_tls(w: &str, two: bool, imp: &str, sizes: &Sizes) -> io::Result<Duration> {
+    match imp {
+        "streamish" => futures_io::run::<tls::StreamishTls>(w, two, false, sizes),
+        "futures-rustls" => futures_io::run::<tls::FuturesRustls>(w, two, false, sizes),
+        _ => Err(io::Error::other("unknown TLS implementation")),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn run_tls(w: &str, _: bool, _: &str, _: &Sizes) -> io::Result<Duration> {
+    Err(io::Error::other(format!("{w} needs --features tls")))
 }
 
 /// `n` idle connections served by `imp`: heap bytes per connection.
