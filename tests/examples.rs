@@ -1,5 +1,5 @@
 //! The examples, run as real processes on loopback: `tcp_client`,
-//! `echo_server` and `simple_proxy`.
+//! `echo_server`, `simple_proxy` and `any_stream`.
 //!
 //! `cargo test` builds the examples before it runs the tests; they are found
 //! next to this test binary (`target/<profile>/examples/`), whatever the
@@ -312,6 +312,27 @@ fn accept(listener: &TcpListener) -> TcpStream {
 }
 
 // ----- tcp_client -----
+
+#[test]
+fn any_stream_runs_one_exchange_over_every_kind_of_stream() {
+    let out = run("any_stream", &[]);
+    assert!(out.status.success(), "exit {:?}, stderr {:?}", out.status, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    // TLS is there when the example was built with the `tls` feature (a
+    // filtered run builds it without).
+    let mut want = vec!["tcp", "unix"];
+    if lines.iter().any(|l| l.trim_start().starts_with("tls:")) {
+        want.push("tls");
+    }
+    want.push("memory");
+    assert_eq!(lines.len(), want.len(), "stdout: {:?}", out.stdout);
+    for (line, name) in lines.iter().zip(want) {
+        assert_eq!(
+            line.trim_start(),
+            format!("{name}: HTTP/1.0 200 OK  hello from /{name}")
+        );
+    }
+}
 
 #[test]
 fn tcp_client_fetches_from_its_embedded_server() {

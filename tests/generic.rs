@@ -56,36 +56,50 @@ where
     assert_eq!(body, format!("you asked for {path}"));
 }
 
-#[test]
-fn over_tcp() {
-    run(async {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (client, accepted) = zip(TcpStream::connect(listener.local_addr()), listener.accept()).await;
-        exchange(client.unwrap(), accepted.unwrap().0, "/tcp").await;
-    });
+async fn tcp() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (client, accepted) = zip(TcpStream::connect(listener.local_addr()), listener.accept()).await;
+    exchange(client.unwrap(), accepted.unwrap().0, "/tcp").await;
 }
 
-#[test]
-fn in_memory() {
-    run(async {
-        let (client, server) = streamish::duplex(64);
-        exchange(client, server, "/duplex").await;
-    });
+#[cfg(unix)]
+async fn unix() {
+    let dir = common::TempDir::new("generic");
+    let path = dir.path().join("http.sock");
+    let listener = streamish::UnixListener::bind(&path).unwrap();
+    let (client, accepted) = zip(streamish::UnixStream::connect(&path), listener.accept()).await;
+    exchange(client.unwrap(), accepted.unwrap().0, "/unix").await;
 }
 
 #[cfg(feature = "tls")]
-#[test]
-fn over_tls() {
+async fn tls() {
     use streamish::tls::{self, TlsListener, TlsStream};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let der = cert.cert.der().clone();
+    let mut roots = tls::rustls::RootCertStore::empty();
+    roots.add(der.clone()).unwrap();
+    let key = tls::rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
+    let listener = TlsListener::bind("127.0.0.1:0", tls::server_config(vec![der], key).unwrap()).unwrap();
+    let connecting = TlsStream::connect_to(listener.local_addr(), "localhost", tls::client_config(roots));
+    let (client, accepted) = zip(connecting, listener.accept()).await;
+    exchange(client.unwrap(), accepted.unwrap().0, "/tls").await;
+}
+
+async fn in_memory() {
+    let (client, server) = streamish::duplex(64);
+    exchange(client, server, "/duplex").await;
+}
+
+/// The same two functions over TCP, Unix-domain, TLS (with the `tls`
+/// feature) and in-memory streams.
+#[test]
+fn the_same_code_over_every_stream() {
     run(async {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let der = cert.cert.der().clone();
-        let mut roots = tls::rustls::RootCertStore::empty();
-        roots.add(der.clone()).unwrap();
-        let key = tls::rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
-        let listener = TlsListener::bind("127.0.0.1:0", tls::server_config(vec![der], key).unwrap()).unwrap();
-        let connecting = TlsStream::connect_to(listener.local_addr(), "localhost", tls::client_config(roots));
-        let (client, accepted) = zip(connecting, listener.accept()).await;
-        exchange(client.unwrap(), accepted.unwrap().0, "/tls").await;
+        tcp().await;
+        #[cfg(unix)]
+        unix().await;
+        #[cfg(feature = "tls")]
+        tls().await;
+        in_memory().await;
     });
 }
