@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use futures_lite::future::{poll_once, zip};
+use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use streamish::{
     AsyncInputStream, AsyncIoStream, AsyncOutputStreamExt, Clock, Event, ReadData, Socket, UnixListener, UnixStream,
@@ -437,7 +437,8 @@ fn connect_to_a_full_backlog_waits_for_the_server() {
         let server = UnixListener::bind_with_backlog(&path, 0)?;
         let _first = UnixStream::connect(&path).await?; // fills the backlog
         let mut second = Box::pin(UnixStream::connect(&path));
-        assert!(poll_once(&mut second).await.is_none(), "the backlog is full: it waits");
+        let waiting = futures_lite::future::poll_once(&mut second).await;
+        assert!(waiting.is_none(), "the backlog is full: it waits");
         let (_a, _) = server.accept().await?; // room again
         let _second = second.await?;
         let (_b, _) = server.accept().await?;

@@ -356,6 +356,7 @@ pub fn print_idle_result(per_conn: f64) -> ! {
 // Resources.
 
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, i64 on the BSDs
 pub fn nofile_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -363,7 +364,7 @@ pub fn nofile_limit() -> u64 {
     };
     // SAFETY: `r` is a valid rlimit to write into.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    r.rlim_cur
+    r.rlim_cur as u64
 }
 
 #[cfg(unix)]

@@ -260,7 +260,11 @@ pub fn fd_table() -> Vec<(String, String)> {
 /// Sets the soft `RLIMIT_NOFILE` (capped at the hard one); returns the old
 /// soft limit and the hard one.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, i64 on the BSDs
 pub fn set_nofile(soft: u64) -> (u64, u64) {
+    // Apple's setrlimit refuses a soft limit above OPEN_MAX.
+    #[cfg(target_vendor = "apple")]
+    let soft = soft.min(10240);
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -268,10 +272,10 @@ pub fn set_nofile(soft: u64) -> (u64, u64) {
     // SAFETY: plain system calls on a local struct.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
-        let old = r.rlim_cur;
-        r.rlim_cur = soft.min(r.rlim_max);
+        let (old, max) = (r.rlim_cur as u64, r.rlim_max as u64);
+        r.rlim_cur = soft.min(max) as _;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0, "setrlimit");
-        (old, r.rlim_max)
+        (old, max)
     }
 }
 
