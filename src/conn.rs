@@ -541,10 +541,16 @@ impl Conn {
     /// is released now, breaking any cycle through the socket data; else
     /// the send behind delivers the rest, bounded by the linger.
     fn deliver_then_close(self: &Arc<Self>, mut out: MutexGuard<'_, OutputSide>) {
-        if self.flush_locked(&mut out, None).is_ready() {
-            drop(out);
-            self.finish_close();
-            return;
+        if let Poll::Ready(res) = self.flush_locked(&mut out, None) {
+            // A TLS session says `close_notify` before the socket goes, or
+            // the peer sees a truncated stream; if it does not fit yet, the
+            // send behind below finishes it.
+            let notify = res.is_ok() && !out.shut && out.io.as_ref().is_some_and(Io::is_tls);
+            if !notify || self.poll_shutdown_locked(&mut out, None).is_ready() {
+                drop(out);
+                self.finish_close();
+                return;
+            }
         }
         let linger = self.ctl().timeouts().1.unwrap_or(DROP_LINGER);
         out.timer = Some(Box::new(Timer::after(linger)));
