@@ -13,7 +13,14 @@ use streamish::{Event, ReadData, tcp_ssl_connect, tcp_ssl_server, with_event_loo
 
 /// A server config for "localhost" and a client config trusting it.
 fn configs(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let cert = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+    configs_for(&[name])
+}
+
+/// A server config for a certificate naming `names`, and a client config
+/// trusting it.
+fn configs_for(names: &[&str]) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
     let der = cert.cert.der().clone();
     let mut roots = RootCertStore::empty();
     roots.add(der.clone()).unwrap();
@@ -21,7 +28,6 @@ fn configs(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)
     (tls::server_config(vec![der], key).unwrap(), tls::client_config(roots))
 }
 
-// cl-async-ssl: "tcp-ssl-simple-client-server"
 #[test]
 fn an_echo_over_tls_on_the_event_loop() {
     let (server_config, client_config) = configs("localhost");
@@ -110,4 +116,64 @@ fn stream_mode_reads_a_tls_stream() {
     })
     .unwrap();
     assert_eq!(*got.lock().unwrap(), "hello from a tls server");
+}
+
+/// cl-async's `tcp-ssl-simple-client-server` (test/tcp-ssl.lisp): two
+/// clients, one by address and one by name, each sending "hai " in two
+/// parts (`:data`, then a write before the connection is up); the server
+/// answers each read with "thxlol ".
+#[test]
+fn tcp_ssl_simple_client_server() {
+    #[derive(Default)]
+    struct Tally {
+        server_reqs: usize,
+        server_data: String,
+        connect_num: usize,
+        client_replies: usize,
+        client_data: String,
+    }
+    let (server_config, client_config) = configs_for(&["localhost", "127.0.0.1"]);
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let t = tally.clone();
+    common::run_loop(move || {
+        let (t1, t2) = (t.clone(), t.clone());
+        let server = tcp_ssl_server("127.0.0.1", 0, server_config)
+            .read_cb(move |sock, data| {
+                let mut t = t1.lock().unwrap();
+                t.server_reqs += 1;
+                t.server_data.push_str(std::str::from_utf8(&data.into_bytes()).unwrap());
+                let _ = sock.write(b"thxlol ");
+            })
+            .connect_cb(move |_| t2.lock().unwrap().connect_num += 1)
+            .spawn()?;
+        let port = server.local_addr().port();
+        let done = Arc::new(Mutex::new(0));
+        for host in ["127.0.0.1", "localhost"] {
+            let (t, server, done) = (t.clone(), server.clone(), done.clone());
+            let sock = tcp_ssl_connect(host, port, client_config.clone())
+                .data("ha")
+                .read_cb(move |sock, data| {
+                    let mut t = t.lock().unwrap();
+                    t.client_replies += 1;
+                    t.client_data.push_str(std::str::from_utf8(&data.into_bytes()).unwrap());
+                    sock.close();
+                    let mut done = done.lock().unwrap();
+                    *done += 1;
+                    if *done == 2 {
+                        server.close();
+                    }
+                })
+                .event_cb(|ev| panic!("{ev}"))
+                .spawn()?;
+            sock.write(b"i ")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let t = tally.lock().unwrap();
+    assert_eq!(t.server_reqs, 2);
+    assert_eq!(t.server_data, "hai hai ");
+    assert_eq!(t.connect_num, 2);
+    assert_eq!(t.client_replies, 2);
+    assert_eq!(t.client_data, "thxlol thxlol ");
 }
