@@ -1,17 +1,22 @@
-//! cl-async's TCP streams for Rust: buffered streams that never block,
-//! driven by callbacks on an event loop or awaited, on any executor.
+//! cl-async's streams for Rust: buffered streams over TCP, Unix-domain
+//! sockets and TLS that never block, driven by callbacks on an event loop
+//! or awaited, on any executor.
 //!
 //! # The model
 //!
 //! A connection is a [`Socket`]: a cheap, cloneable, `Send + Sync`
-//! handle over an [`async_io::Async<std::net::TcpStream>`] with an input
-//! buffer and an output queue. cl-async's stream classes are traits over it
-//! — [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
-//! blanket [`AsyncIoStream`] — implemented by [`TcpStream`] and its halves
-//! [`TcpInputStream`] and [`TcpOutputStream`], which are also futures-io
+//! handle over a transport (a socket registered with async-io's reactor,
+//! and for TLS a rustls session over it) with an input buffer and an
+//! output queue. cl-async's stream classes are traits over it —
+//! [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
+//! blanket [`AsyncIoStream`] — that name no transport: [`TcpStream`] and
+//! its halves [`TcpInputStream`] and [`TcpOutputStream`] implement them, as
+//! do the Unix-domain and TLS streams below, and all are also futures-io
 //! `AsyncRead`, `AsyncBufRead` and `AsyncWrite`. [`duplex`] makes a
 //! connected pair of in-memory [`DuplexStream`]s with the same semantics,
-//! for testing code written against the traits without sockets.
+//! for testing code written against the traits without sockets. Generic
+//! code takes `&mut dyn AsyncIoStream` or `S: AsyncIoStream + ?Sized` and
+//! runs over any of them.
 //!
 //! - **Reading never waits** with [`read_sequence`](AsyncInputStream::read_sequence)
 //!   and [`read_byte`](AsyncInputStream::read_byte): they return what is
@@ -30,7 +35,9 @@
 //! On Unix the same engine runs over Unix-domain sockets, cl-async's pipes:
 //! [`UnixStream`] and its halves, [`UnixListener`], and the callback face's
 //! [`pipe_connect`] and [`pipe_server`] (the builders of TCP, less the TCP
-//! options).
+//! options). With the `tls` feature it runs over TLS (rustls):
+//! `TlsStream`, `TlsListener`, and cl-async-ssl's `tcp_ssl_connect` and
+//! `tcp_ssl_server`; see the `tls` module.
 //!
 //! No task runs in the background on the await face: the task that polls a
 //! stream does its I/O, and whoever turns the reactor sends what it left
