@@ -266,7 +266,17 @@ impl Socket {
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Socket");
-        match self.conn.io().as_ref().map(Io::get_ref) {
+        let io = self.conn.io();
+        let sock = io.as_ref().map(Io::get_ref);
+        #[cfg(feature = "tls")]
+        let sock = match sock {
+            Some(Sock::Tls(t)) => {
+                d.field("tls", &true);
+                Some(&t.wire)
+            }
+            other => other,
+        };
+        match sock {
             Some(Sock::Tcp(s)) => {
                 if let Ok(a) = s.local_addr() {
                     d.field("local", &a);
@@ -284,7 +294,7 @@ impl fmt::Debug for Socket {
                     d.field("peer", &a);
                 }
             }
-            None => {}
+            _ => {}
         }
         d.field("open", &self.is_open()).finish()
     }

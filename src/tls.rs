@@ -219,6 +219,7 @@ impl Write for Wire<'_> {
 /// A rustls session over a connection's socket. Its lock is the
 /// innermost: taken under the connection's input or output lock, for one
 /// read or write, and never around another.
+#[derive(Debug)]
 pub(crate) struct Session {
     conn: Mutex<rustls::Connection>,
     /// `close_notify` was queued: rustls seals nothing after it.
@@ -366,7 +367,11 @@ pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> i
         conn: Mutex::new(c),
         notified: AtomicBool::new(false),
     };
-    Ok(Io::with_tls(sock, session))
+    // Registered again as the TLS transport: the session then lives once,
+    // in the socket, not in both of the connection's sides.
+    let wire = sock.into_inner()?;
+    let tls = Sock::Tls(Box::new(crate::transport::TlsSock { wire, session }));
+    Ok(Io::new(Async::new(tls)?))
 }
 
 /// The client's session for `server_name` (its SNI and the name the

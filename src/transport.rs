@@ -23,6 +23,19 @@ pub(crate) enum Sock {
     Tcp(std::net::TcpStream),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
+    /// A TLS session over one of the others (boxed: rarer and larger). It
+    /// lives here, once, rather than beside the socket in both of the
+    /// connection's sides.
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsSock>),
+}
+
+/// A TLS session and the socket its records cross.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct TlsSock {
+    pub(crate) wire: Sock,
+    pub(crate) session: crate::tls::Session,
 }
 
 #[cfg(unix)]
@@ -31,6 +44,8 @@ impl std::os::fd::AsFd for Sock {
         match self {
             Sock::Tcp(s) => s.as_fd(),
             Sock::Unix(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => t.wire.as_fd(),
         }
     }
 }
@@ -40,6 +55,8 @@ impl std::os::windows::io::AsSocket for Sock {
     fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
         match self {
             Sock::Tcp(s) => s.as_socket(),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => t.wire.as_socket(),
         }
     }
 }
@@ -52,6 +69,8 @@ impl io::Read for &Sock {
             Sock::Tcp(s) => io::Read::read(&mut &*s, buf),
             #[cfg(unix)]
             Sock::Unix(s) => io::Read::read(&mut &*s, buf),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => io::Read::read(&mut &t.wire, buf),
         }
     }
 }
@@ -63,6 +82,8 @@ impl io::Write for &Sock {
             Sock::Tcp(s) => io::Write::write(&mut &*s, buf),
             #[cfg(unix)]
             Sock::Unix(s) => io::Write::write(&mut &*s, buf),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => io::Write::write(&mut &t.wire, buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -70,6 +91,8 @@ impl io::Write for &Sock {
             Sock::Tcp(s) => io::Write::write_vectored(&mut &*s, bufs),
             #[cfg(unix)]
             Sock::Unix(s) => io::Write::write_vectored(&mut &*s, bufs),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => io::Write::write_vectored(&mut &t.wire, bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -82,6 +105,8 @@ impl Sock {
     pub(crate) fn tcp(&self) -> io::Result<&std::net::TcpStream> {
         match self {
             Sock::Tcp(s) => Ok(s),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => t.wire.tcp(),
             #[allow(unreachable_patterns)]
             _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TCP socket")),
         }
@@ -92,6 +117,8 @@ impl Sock {
     pub(crate) fn unix(&self) -> io::Result<&std::os::unix::net::UnixStream> {
         match self {
             Sock::Unix(s) => Ok(s),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => t.wire.unix(),
             _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a Unix-domain socket")),
         }
     }
@@ -101,6 +128,8 @@ impl Sock {
             Sock::Tcp(s) => s.shutdown(how),
             #[cfg(unix)]
             Sock::Unix(s) => s.shutdown(how),
+            #[cfg(feature = "tls")]
+            Sock::Tls(t) => t.wire.shutdown(how),
         }
     }
 }
@@ -110,24 +139,20 @@ impl Sock {
 #[derive(Clone)]
 pub(crate) struct Io {
     sock: Arc<Async<Sock>>,
-    #[cfg(feature = "tls")]
-    tls: Option<Arc<crate::tls::Session>>,
 }
 
 impl Io {
     pub(crate) fn new(sock: Async<Sock>) -> Io {
-        Io {
-            sock: Arc::new(sock),
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
+        Io { sock: Arc::new(sock) }
     }
 
+    /// The TLS session and the socket under it, if this is TLS.
     #[cfg(feature = "tls")]
-    pub(crate) fn with_tls(sock: Async<Sock>, tls: crate::tls::Session) -> Io {
-        Io {
-            sock: Arc::new(sock),
-            tls: Some(Arc::new(tls)),
+    #[inline]
+    fn tls_parts(&self) -> Option<(&Sock, &crate::tls::Session)> {
+        match self.sock.get_ref() {
+            Sock::Tls(t) => Some((&t.wire, &t.session)),
+            _ => None,
         }
     }
 
@@ -155,8 +180,8 @@ impl Io {
     #[inline]
     pub(crate) fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.read_into(self.get_ref(), buf);
+        if let Some((wire, tls)) = self.tls_parts() {
+            return tls.read_into(wire, buf);
         }
         sys::read_into(self.get_ref(), buf)
     }
@@ -165,8 +190,8 @@ impl Io {
     #[inline]
     pub(crate) fn read_slice(&self, out: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.read_slice(self.get_ref(), out);
+        if let Some((wire, tls)) = self.tls_parts() {
+            return tls.read_slice(wire, out);
         }
         sys::read_slice(self.get_ref(), out)
     }
@@ -177,8 +202,8 @@ impl Io {
     #[inline]
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.write_vectored(self.get_ref(), bufs);
+        if let Some((wire, tls)) = self.tls_parts() {
+            return tls.write_vectored(wire, bufs);
         }
         sys::write_vectored(self.get_ref(), bufs)
     }
@@ -189,8 +214,8 @@ impl Io {
     #[allow(dead_code)]
     pub(crate) fn flush_pending(&self) -> io::Result<()> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.flush(self.get_ref());
+        if let Some((wire, tls)) = self.tls_parts() {
+            return tls.flush(wire);
         }
         Ok(())
     }
@@ -199,8 +224,8 @@ impl Io {
     /// socket's `shutdown(Write)`. `WouldBlock` until the alert is out.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            tls.close_notify(self.get_ref())?;
+        if let Some((wire, tls)) = self.tls_parts() {
+            tls.close_notify(wire)?;
         }
         self.get_ref().shutdown(Shutdown::Write)
     }
@@ -213,14 +238,14 @@ impl Io {
     /// The TLS session, if this transport has one.
     #[cfg(feature = "tls")]
     pub(crate) fn tls(&self) -> Option<&crate::tls::Session> {
-        self.tls.as_deref()
+        self.tls_parts().map(|(_, s)| s)
     }
 
     /// Whether sealed TLS records wait in the transport.
     #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
+        if let Some((_, tls)) = self.tls_parts() {
             return tls.has_pending();
         }
         false
@@ -230,7 +255,7 @@ impl Io {
     #[inline]
     pub(crate) fn is_tls(&self) -> bool {
         #[cfg(feature = "tls")]
-        return self.tls.is_some();
+        return self.tls_parts().is_some();
         #[cfg(not(feature = "tls"))]
         false
     }
