@@ -1265,8 +1265,9 @@ impl Conn {
     /// The common case comes first: a small write joining a queue that
     /// already holds output (so a flush is coming) and stays below the
     /// high-water mark is copied in, and that is all. Everything else is
-    /// [`Conn::poll_write_slow`].
-    #[inline]
+    /// [`Conn::poll_write_slow`]. Always inlined: the fast path is a few
+    /// instructions, and left to itself the compiler may call it instead.
+    #[inline(always)]
     pub(crate) fn poll_write(
         self: &Arc<Self>,
         id: WaitId,
