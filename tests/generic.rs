@@ -73,16 +73,8 @@ async fn unix() {
 
 #[cfg(feature = "tls")]
 async fn tls() {
-    use streamish::tls::{self, TlsListener, TlsStream};
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let der = cert.cert.der().clone();
-    let mut roots = tls::rustls::RootCertStore::empty();
-    roots.add(der.clone()).unwrap();
-    let key = tls::rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
-    let listener = TlsListener::bind("127.0.0.1:0", tls::server_config(vec![der], key).unwrap()).unwrap();
-    let connecting = TlsStream::connect_to(listener.local_addr(), "localhost", tls::client_config(roots));
-    let (client, accepted) = zip(connecting, listener.accept()).await;
-    exchange(client.unwrap(), accepted.unwrap().0, "/tls").await;
+    let (client, server) = common::tls_pair().await;
+    exchange(client, server, "/tls").await;
 }
 
 async fn in_memory() {

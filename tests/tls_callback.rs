@@ -6,26 +6,11 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use streamish::tls::rustls::RootCertStore;
-use streamish::tls::rustls::pki_types::PrivatePkcs8KeyDer;
-use streamish::tls::{self, rustls};
+use streamish::tls::rustls;
 use streamish::{Event, ReadData, tcp_ssl_connect, tcp_ssl_server, with_event_loop};
 
-/// A server config for "localhost" and a client config trusting it.
 fn configs(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    configs_for(&[name])
-}
-
-/// A server config for a certificate naming `names`, and a client config
-/// trusting it.
-fn configs_for(names: &[&str]) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let cert = rcgen::generate_simple_self_signed(names).unwrap();
-    let der = cert.cert.der().clone();
-    let mut roots = RootCertStore::empty();
-    roots.add(der.clone()).unwrap();
-    let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
-    (tls::server_config(vec![der], key).unwrap(), tls::client_config(roots))
+    common::tls_configs(&[name])
 }
 
 #[test]
@@ -132,7 +117,7 @@ fn tcp_ssl_simple_client_server() {
         client_replies: usize,
         client_data: String,
     }
-    let (server_config, client_config) = configs_for(&["localhost", "127.0.0.1"]);
+    let (server_config, client_config) = common::tls_configs(&["localhost", "127.0.0.1"]);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let t = tally.clone();
     common::run_loop(move || {

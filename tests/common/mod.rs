@@ -571,3 +571,35 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A server config presenting a self-signed certificate for `names`, and a
+/// client config trusting it alone.
+#[cfg(feature = "tls")]
+pub fn tls_configs(
+    names: &[&str],
+) -> (
+    Arc<streamish::tls::rustls::ServerConfig>,
+    Arc<streamish::tls::rustls::ClientConfig>,
+) {
+    use streamish::tls;
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let cert = rcgen::generate_simple_self_signed(names).expect("a self-signed certificate");
+    let der = cert.cert.der().clone();
+    let mut roots = tls::rustls::RootCertStore::empty();
+    roots.add(der.clone()).expect("a root");
+    let key = tls::rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()).into();
+    (
+        tls::server_config(vec![der], key).expect("a server config"),
+        tls::client_config(roots),
+    )
+}
+
+/// A connected TLS pair over loopback, handshake done: (client, server).
+#[cfg(feature = "tls")]
+pub async fn tls_pair() -> (streamish::TlsStream, streamish::TlsStream) {
+    let (server_config, client_config) = tls_configs(&["localhost"]);
+    let listener = streamish::TlsListener::bind("127.0.0.1:0", server_config).expect("bind");
+    let connecting = streamish::TlsStream::connect_to(listener.local_addr(), "localhost", client_config);
+    let (client, accepted) = futures_lite::future::zip(connecting, listener.accept()).await;
+    (client.expect("connect"), accepted.expect("accept").0)
+}
