@@ -1069,3 +1069,13 @@ fn a_rustls_client_over_a_streamish_tcp_stream() {
         assert!(got == data);
     });
 }
+
+/// The platform's roots load where the system has a store (Debian's
+/// ca-certificates), and their absence is an error, never a panic.
+#[test]
+fn platform_roots_load_or_say_why_not() {
+    match tls::platform_roots() {
+        Ok(roots) => assert!(!roots.is_empty()),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}"),
+    }
+}
