@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use async_tungstenite::tungstenite::Message;
-use async_tungstenite::{accept_async, client_async};
 use futures_lite::future::{or, zip};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, date_time_ymd,
@@ -997,42 +995,6 @@ fn cl_async_tcp_ssl_simple_client_server() {
 }
 
 // ---- generic consumers over TLS ----
-
-#[test]
-fn a_websocket_echo_over_tls() {
-    run(async {
-        let (client, server) = tls_pair().await;
-        let serve = async move {
-            let mut ws = accept_async(server).await.unwrap();
-            while let Some(msg) = ws.next().await {
-                match msg.unwrap() {
-                    msg @ (Message::Text(_) | Message::Binary(_)) => ws.send(msg).await.unwrap(),
-                    // tungstenite answers the close by itself.
-                    Message::Close(_) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        };
-        let talk = async move {
-            let (mut ws, _) = client_async("wss://localhost/", client).await.unwrap();
-            ws.send(Message::text("hai")).await.unwrap();
-            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hai"));
-            let big = pattern_at(0, 300_000);
-            ws.send(Message::binary(big.clone())).await.unwrap();
-            assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
-            ws.close(None).await.unwrap();
-            let mut closes = 0;
-            while let Some(msg) = ws.next().await {
-                match msg {
-                    Ok(Message::Close(_)) => closes += 1,
-                    other => panic!("not a clean close: {other:?}"),
-                }
-            }
-            assert_eq!(closes, 1, "the server's close frame");
-        };
-        zip(serve, talk).await;
-    });
-}
 
 #[test]
 fn a_rustls_client_over_a_streamish_tcp_stream() {

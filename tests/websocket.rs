@@ -22,37 +22,60 @@ async fn pair() -> (WebSocketStream<TcpStream>, WebSocketStream<async_net::TcpSt
     zip(accept, connect).await
 }
 
+/// Echoes text and binary messages until the client closes; tungstenite
+/// answers the close by itself. The stream is then dropped: no flush, no
+/// close.
+async fn echo<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin>(mut server: WebSocketStream<S>) {
+    while let Some(msg) = server.next().await {
+        match msg.unwrap() {
+            msg @ (Message::Text(_) | Message::Binary(_)) => server.send(msg).await.unwrap(),
+            Message::Close(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Sends `messages`, expects each echoed, closes, and expects exactly the
+/// server's close frame, then a clean end.
+async fn talk<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin>(
+    mut client: WebSocketStream<S>,
+    messages: Vec<Message>,
+) {
+    for msg in messages {
+        client.send(msg.clone()).await.unwrap();
+        assert_eq!(client.next().await.unwrap().unwrap(), msg);
+    }
+    client.close(None).await.unwrap();
+    let mut closes = 0;
+    while let Some(msg) = client.next().await {
+        match msg {
+            Ok(Message::Close(_)) => closes += 1,
+            other => panic!("not a clean close: {other:?}"),
+        }
+    }
+    assert_eq!(closes, 1, "the server's close frame");
+}
+
 #[test]
 fn a_server_that_drops_after_the_close_handshake_closes_cleanly() {
     run(async {
-        let (mut server, mut client) = pair().await;
-        let serve = async move {
-            while let Some(msg) = server.next().await {
-                match msg.unwrap() {
-                    msg @ Message::Text(_) => server.send(msg).await.unwrap(),
-                    // tungstenite answers the close by itself; the next read
-                    // ends the stream.
-                    Message::Close(_) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            // Dropped here: no flush, no close.
-        };
-        let talk = async move {
-            client.send(Message::text("hai")).await.unwrap();
-            let echo = client.next().await.unwrap().unwrap();
-            assert_eq!(echo, Message::text("hai"));
-            client.close(None).await.unwrap();
-            let mut closes = 0;
-            while let Some(msg) = client.next().await {
-                match msg {
-                    Ok(Message::Close(_)) => closes += 1,
-                    other => panic!("not a clean close: {other:?}"),
-                }
-            }
-            assert_eq!(closes, 1, "the server's close frame");
-        };
-        zip(serve, talk).await;
+        let (server, client) = pair().await;
+        zip(echo(server), talk(client, vec![Message::text("hai")])).await;
+    });
+}
+
+/// The same over TLS, streamish on both ends: a dropped TLS stream says
+/// `close_notify`, so the client's end is clean too.
+#[cfg(feature = "tls")]
+#[test]
+fn an_echo_over_tls_closes_cleanly() {
+    run(async {
+        let (client, server) = common::tls_pair().await;
+        let accept = async { accept_async(server).await.unwrap() };
+        let connect = async { client_async("wss://localhost/", client).await.unwrap().0 };
+        let (server, client) = zip(accept, connect).await;
+        let big = Message::binary(common::pattern_at(0, 300_000));
+        zip(echo(server), talk(client, vec![Message::text("hai"), big])).await;
     });
 }
 
