@@ -77,7 +77,7 @@ pub(crate) struct Conn {
     has_driver: AtomicBool,
     /// Callback-face settings, the driver's waker and the socket data: one
     /// lock for what changes rarely, so an idle connection stays small.
-    pub(crate) ctl: Mutex<crate::callback::Ctl>,
+    pub(crate) ctl: Mutex<crate::ctl::Ctl>,
 }
 
 struct InputSide {
@@ -493,7 +493,7 @@ impl Conn {
 
     // ----- the callback driver's hooks -----
 
-    pub(crate) fn ctl(&self) -> MutexGuard<'_, crate::callback::Ctl> {
+    pub(crate) fn ctl(&self) -> MutexGuard<'_, crate::ctl::Ctl> {
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }
 

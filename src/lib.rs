@@ -114,6 +114,7 @@ mod addr;
 mod buf;
 mod callback;
 mod conn;
+mod ctl;
 mod duplex;
 mod event;
 mod ext;

@@ -182,65 +182,6 @@ pub(crate) fn check_timeout(name: &str, t: Option<Duration>) -> Result<Option<Du
     }
 }
 
-/// Callback-face state kept on each connection: what the socket's setters
-/// change while it runs.
-#[derive(Default)]
-pub(crate) struct Ctl {
-    /// The callback driver's waker.
-    pub(crate) driver: Option<std::task::Waker>,
-    /// cl-async's `socket-data`.
-    pub(crate) data: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
-    /// The server that accepted this connection.
-    server: Option<ServerHandle>,
-    /// What most connections never set, boxed on first use so that an
-    /// idle connection carries 8 bytes for it.
-    rare: Option<Box<Rare>>,
-}
-
-#[derive(Default)]
-struct Rare {
-    /// `(read, write)`.
-    timeouts: (Option<Duration>, Option<Duration>),
-    /// Why the connect failed, for the await side's errors.
-    failure: Option<Event>,
-}
-
-impl Ctl {
-    fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Default::default)
-    }
-
-    /// The `(read, write)` timeouts.
-    pub(crate) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
-        self.rare.as_ref().map(|r| r.timeouts).unwrap_or_default()
-    }
-
-    /// A copy of the event that failed the connect, if one did.
-    pub(crate) fn failure(&self) -> Option<Event> {
-        self.rare.as_ref()?.failure.as_ref().map(Event::duplicate)
-    }
-
-    /// Records why the connect failed (without its socket: no cycle).
-    pub(crate) fn set_failure(&mut self, ev: &Event) {
-        self.rare().failure = Some(ev.duplicate());
-    }
-
-    pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
-        if read.is_some() || write.is_some() || self.rare.is_some() {
-            self.rare().timeouts = (read, write);
-        }
-    }
-
-    /// The server that accepted this connection, if one did.
-    pub(crate) fn server(&self) -> Option<ServerHandle> {
-        self.server.clone()
-    }
-
-    pub(crate) fn set_server(&mut self, server: ServerHandle) {
-        self.server = Some(server);
-    }
-}
-
 /// A callback-style connection or server, as a future.
 ///
 /// It completes when the connection (or server) is done: `Ok(())` after a
@@ -550,7 +491,7 @@ impl Socket {
         self.conn.ctl().timeouts()
     }
 
-    fn set_ctl(&self, f: impl FnOnce(&mut Ctl)) {
+    fn set_ctl(&self, f: impl FnOnce(&mut crate::ctl::Ctl)) {
         f(&mut self.conn.ctl());
         self.conn.wake_driver();
     }

@@ -15,6 +15,7 @@ use async_io::Timer;
 
 use super::session;
 use super::{Callbacks, Driver, ReadData, Settings, common_options};
+use crate::ctl::Link;
 use crate::tuning::{ACCEPT_BACKOFF, ACCEPT_BUDGET};
 use crate::{AsyncInputStream, DEFAULT_BACKLOG, Event, Socket, TcpListener, TcpStream};
 
@@ -283,7 +284,9 @@ where
             waker: Mutex::new(None),
         });
         let handle = ServerHandle { shared: shared.clone() };
-        let own = handle.clone();
+        // Every accepted connection links back to its server through one
+        // shared allocation.
+        let own: Link = Arc::new(Box::new(handle.clone()));
         let settings = self.settings;
         let cbs = Arc::new(self.cbs);
         let spawn_conn = spawner.clone();
@@ -302,7 +305,7 @@ where
                 }
                 match server.poll_accept(cx) {
                     Poll::Ready(Ok(Accepted::Socket(socket))) => {
-                        socket.conn.ctl().set_server(own.clone());
+                        socket.conn.ctl().accepted_by = Some(own.clone());
                         if !settings.nodelay {
                             let _ = socket.set_nodelay(false);
                         }
@@ -409,7 +412,7 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
     config: Arc<crate::tls::rustls::ServerConfig>,
     cbs: Arc<super::Callbacks<S>>,
     settings: Settings,
-    server: ServerHandle,
+    server: Link,
 ) -> io::Result<()> {
     let handshake = async {
         let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
@@ -418,7 +421,7 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
     match handshake.await {
         Ok(io) => {
             let socket = Socket::from_io(io);
-            socket.conn.ctl().set_server(server);
+            socket.conn.ctl().accepted_by = Some(server);
             session::incoming::<S>(socket, cbs, &settings).await
         }
         Err(e) => {
@@ -604,6 +607,7 @@ impl Socket {
     /// reach (to close it, say); `None` for connections made by
     /// `tcp_connect`, `pipe_connect` or on the await face.
     pub fn server(&self) -> Option<ServerHandle> {
-        self.conn.ctl().server()
+        let ctl = self.conn.ctl();
+        ctl.accepted_by.as_ref()?.downcast_ref::<ServerHandle>().cloned()
     }
 }
