@@ -88,7 +88,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("aws-lc-rs supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
     Arc::new(config)
@@ -121,7 +121,7 @@ pub fn server_config(
 ) -> io::Result<Arc<ServerConfig>> {
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("aws-lc-rs supports the default protocol versions")
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

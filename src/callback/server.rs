@@ -264,12 +264,17 @@ where
     fn start_on(self, spawner: Spawner) -> io::Result<ServerHandle> {
         self.settings.check()?;
         let server = match self.bind {
-            #[cfg(feature = "tls")]
-            Bind::Tcp { host, port, reuse_port } if self.tls.is_some() => Listening::Tls(
-                bind_tcp(host, port, self.backlog, reuse_port)?,
-                self.tls.clone().expect("checked"),
-            ),
-            Bind::Tcp { host, port, reuse_port } => Listening::Tcp(bind_tcp(host, port, self.backlog, reuse_port)?),
+            Bind::Tcp { host, port, reuse_port } => {
+                let listener = bind_tcp(host, port, self.backlog, reuse_port)?;
+                #[cfg(feature = "tls")]
+                if let Some(config) = self.tls.clone() {
+                    Listening::Tls(listener, config)
+                } else {
+                    Listening::Tcp(listener)
+                }
+                #[cfg(not(feature = "tls"))]
+                Listening::Tcp(listener)
+            }
             #[cfg(unix)]
             Bind::Pipe(path) => {
                 if path.as_os_str().is_empty() {
