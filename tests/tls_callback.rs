@@ -162,3 +162,30 @@ fn tcp_ssl_simple_client_server() {
     assert_eq!(t.client_replies, 2);
     assert_eq!(t.client_data, "thxlol thxlol ");
 }
+
+/// A client that connects and never starts its handshake is timed out by
+/// the server's `read_timeout`, not held forever.
+#[test]
+fn a_silent_client_s_handshake_times_out() {
+    let (server_config, _) = configs("localhost");
+    let server_events = Arc::new(Mutex::new(Vec::new()));
+    let seen = server_events.clone();
+    common::run_loop(move || {
+        let server = tcp_ssl_server("127.0.0.1", 0, server_config)
+            .read_timeout(std::time::Duration::from_millis(50))
+            .read_cb(|_, _| {})
+            .event_cb(move |ev| seen.lock().unwrap().push(ev.name()))
+            .spawn()?;
+        // Plain TCP: connects, says nothing, and hears the server close.
+        streamish::tcp_connect("127.0.0.1", server.local_addr().port())
+            .read_cb(|_, _| {})
+            .event_cb(move |ev| {
+                assert!(matches!(ev, Event::Eof { .. }), "{ev}");
+                server.close();
+            })
+            .spawn()?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*server_events.lock().unwrap(), ["tcp-timeout"]);
+}

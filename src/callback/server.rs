@@ -156,7 +156,8 @@ pub type TlsServerBuilder = ServerBuilder<crate::TlsStream>;
 /// connection's handshake runs in its own task, so a slow client holds up
 /// nobody; `connect_cb` runs once it is done. A failed handshake is an
 /// event ([`Event::Tls`], [`Event::Certificate`]) for `event_cb`, and the
-/// server goes on. Stream mode's `read_cb` gets a
+/// server goes on; `read_timeout` also bounds each handshake (a client
+/// that never sends its part is [`Event::Timeout`]). Stream mode's `read_cb` gets a
 /// [`TlsStream`](crate::TlsStream).
 #[cfg(feature = "tls")]
 pub fn tcp_ssl_server<'a>(
@@ -423,7 +424,23 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
         let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
         crate::tls::handshake(sock, crate::tls::server_session(config)?).await
     };
-    match handshake.await {
+    // A client that never finishes its handshake would hold its task and
+    // descriptor for good: the read clock bounds the wait for its records.
+    let res = match settings.read_timeout {
+        Some(limit) => {
+            let clock = async move {
+                Timer::after(limit).await;
+                let ev = Event::Timeout {
+                    socket: None,
+                    clock: crate::Clock::Read,
+                };
+                Err(ev.into())
+            };
+            futures_lite::future::or(handshake, clock).await
+        }
+        None => handshake.await,
+    };
+    match res {
         Ok(io) => {
             let socket = Socket::from_io(io);
             socket.conn.ctl().accepted_by = Some(server);
