@@ -63,6 +63,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_io::Async;
 use bytes::BytesMut;
@@ -74,6 +75,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use crate::addr;
 use crate::stream::stream_types;
 use crate::transport::{Io, Sock};
+pub use crate::tuning::TLS_HANDSHAKE_TIMEOUT;
 use crate::{Event, Socket};
 
 // ---- configs ----
@@ -474,6 +476,8 @@ impl TlsStream {
 pub struct TlsListener {
     tcp: crate::TcpListener,
     config: Arc<ServerConfig>,
+    /// How long a handshake may take (see [`TLS_HANDSHAKE_TIMEOUT`]).
+    handshake_timeout: Option<Duration>,
 }
 
 impl TlsListener {
@@ -481,7 +485,26 @@ impl TlsListener {
     /// certificate.
     pub fn bind(addr: impl ToSocketAddrs, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
         let tcp = crate::TcpListener::bind(addr)?;
-        Ok(TlsListener { tcp, config })
+        Ok(TlsListener {
+            tcp,
+            config,
+            handshake_timeout: Some(TLS_HANDSHAKE_TIMEOUT),
+        })
+    }
+
+    /// Bounds each handshake: a client that has not finished its part by
+    /// then fails with [`Event::Timeout`] ([`Clock::Connect`](crate::Clock::Connect)).
+    /// `None` waits as long as the client does. The default is
+    /// [`TLS_HANDSHAKE_TIMEOUT`]; zero is refused with `InvalidInput`.
+    pub fn set_handshake_timeout(&mut self, limit: Option<Duration>) -> io::Result<()> {
+        if limit.is_some_and(|d| d.is_zero()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a handshake timeout of zero would fire at once; use None for no timeout",
+            ));
+        }
+        self.handshake_timeout = limit;
+        Ok(())
     }
 
     /// The address it listens on.
@@ -490,12 +513,13 @@ impl TlsListener {
     }
 
     /// Accepts the next connection and runs its handshake. A client whose
-    /// handshake fails is an error of this call ([`Event::Tls`] or
-    /// [`Event::Certificate`]); call it again for the next client. The
-    /// handshakes run one at a time; to serve clients that handshake
-    /// slowly side by side, accept with [`accept_tcp`](TlsListener::accept_tcp)
-    /// and finish each with [`handshake`](TlsListener::handshake) in its
-    /// own task.
+    /// handshake fails or times out is an error of this call
+    /// ([`Event::Tls`], [`Event::Certificate`], [`Event::Timeout`]); call
+    /// it again for the next client. The handshakes run one at a time, so
+    /// a client that handshakes slowly holds up the next for as long as
+    /// the handshake timeout; to serve clients side by side, accept with
+    /// [`accept_tcp`](TlsListener::accept_tcp) and finish each with
+    /// [`handshake`](TlsListener::handshake) in its own task.
     pub async fn accept(&self) -> io::Result<(TlsStream, SocketAddr)> {
         let (pending, addr) = self.accept_tcp().await?;
         Ok((self.handshake(pending).await?, addr))
@@ -512,7 +536,21 @@ impl TlsListener {
     /// Runs the server's side of the handshake on a connection
     /// [`accept_tcp`](TlsListener::accept_tcp) took.
     pub async fn handshake(&self, pending: PendingTls) -> io::Result<TlsStream> {
-        let io = handshake(pending.sock, server_session(self.config.clone())?).await?;
+        let handshaking = handshake(pending.sock, server_session(self.config.clone())?);
+        let io = match self.handshake_timeout {
+            Some(limit) => {
+                let clock = async move {
+                    async_io::Timer::after(limit).await;
+                    let ev = Event::Timeout {
+                        socket: None,
+                        clock: crate::Clock::Connect,
+                    };
+                    Err(ev.into())
+                };
+                futures_lite::future::or(handshaking, clock).await?
+            }
+            None => handshaking.await?,
+        };
         Ok(TlsStream::new(Socket::from_io(io)))
     }
 }

@@ -119,3 +119,10 @@ pub(crate) const PIPE_RETRY_MIN: Duration = Duration::from_millis(1);
 /// The longest wait between two connect attempts to a full backlog.
 #[cfg(unix)]
 pub(crate) const PIPE_RETRY_MAX: Duration = Duration::from_millis(50);
+
+/// How long [`TlsListener`](crate::TlsListener) lets a client take over
+/// its handshake: one that never sends its part must not hold `accept`
+/// for good, and a handshake is a few round trips, which even a lossy
+/// path across the world finishes in well under this.
+#[cfg(feature = "tls")]
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1041,3 +1041,25 @@ fn platform_roots_load_or_say_why_not() {
         Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}"),
     }
 }
+
+/// A client that connects and never starts its handshake costs `accept`
+/// the handshake timeout, then the next client is served.
+#[test]
+fn a_silent_client_times_out_and_accept_goes_on() {
+    run(async {
+        let (server_config, client_config) = common::tls_configs(&["localhost"]);
+        let mut listener = TlsListener::bind("127.0.0.1:0", server_config).unwrap();
+        let zero = listener.set_handshake_timeout(Some(std::time::Duration::ZERO));
+        assert_eq!(zero.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        listener
+            .set_handshake_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let _silent = std::net::TcpStream::connect(listener.local_addr()).unwrap();
+        let err = listener.accept().await.unwrap_err();
+        assert!(matches!(Event::from(err), Event::Timeout { .. }));
+        let connecting = TlsStream::connect_to(listener.local_addr(), "localhost", client_config);
+        let (client, accepted) = zip(connecting, listener.accept()).await;
+        client.unwrap();
+        accepted.unwrap();
+    });
+}
