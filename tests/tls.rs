@@ -25,7 +25,7 @@ use streamish::tls::rustls::{ClientConfig, ProtocolVersion, RootCertStore, Serve
 use streamish::tls::{self, TlsListener, TlsStream};
 use streamish::{AsyncInputStream, AsyncOutputStream, AsyncOutputStreamExt, AsyncStreamExt, Event};
 
-use common::{is_pattern_at, join, pattern_at, run, wait_input};
+use common::{TempDir, is_pattern_at, join, pattern_at, run, tls_pair, wait_input};
 
 // ---- certificates ----
 
@@ -118,36 +118,6 @@ impl Leaf {
         let cert = dir.file("cert.pem", &self.cert.pem());
         let key = dir.file("key.pem", &self.key.serialize_pem());
         (cert, key)
-    }
-}
-
-/// A directory of one test's own under the system's temporary one,
-/// removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "streamish-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -372,18 +342,6 @@ async fn python_server(mode: &str, dir: &TempDir, leaf: &Leaf) -> (Peer, u16) {
 type RustlsServer = futures_rustls::server::TlsStream<async_net::TcpStream>;
 type RustlsClient = futures_rustls::client::TlsStream<async_net::TcpStream>;
 
-/// Two streamish ends: `(client, server)`.
-async fn tls_pair() -> (TlsStream, TlsStream) {
-    let pki = Pki::new();
-    let server = TlsListener::bind("127.0.0.1:0", pki.leaf(&["localhost"]).server()).unwrap();
-    let (a, c) = zip(
-        server.accept(),
-        TlsStream::connect_to(server.local_addr(), "localhost", pki.client()),
-    )
-    .await;
-    (c.unwrap(), a.unwrap().0)
-}
-
 /// A streamish client and the futures-rustls server (over async-net) it
 /// connected to.
 async fn to_rustls_server(pki: &Pki, server: Arc<ServerConfig>) -> (TlsStream, RustlsServer) {
@@ -506,7 +464,7 @@ fn finish_output_waits_for_the_records() {
 #[test]
 fn a_python_server_echoes_and_sees_close_notify() {
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let (mut peer, port) = python_server("echo", &dir, &pki.leaf(&["localhost"])).await;
         let mut client = TlsStream::connect_to(("127.0.0.1", port), "localhost", pki.client())
             .await
@@ -529,7 +487,7 @@ fn a_python_server_echoes_and_sees_close_notify() {
 #[test]
 fn a_python_client_echoes_and_sees_close_notify() {
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let server = TlsListener::bind("127.0.0.1:0", pki.leaf(&["localhost"]).server()).unwrap();
         let ca = dir.file("ca.pem", &pki.ca.pem());
         let port = server.local_addr().port().to_string();
@@ -554,7 +512,7 @@ fn a_python_client_echoes_and_sees_close_notify() {
 #[test]
 fn a_python_server_closing_without_close_notify_is_a_truncation() {
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let (mut peer, port) = python_server("truncate", &dir, &pki.leaf(&["localhost"])).await;
         let mut client = TlsStream::connect_to(("127.0.0.1", port), "localhost", pki.client())
             .await
@@ -573,7 +531,7 @@ fn a_python_server_closing_without_close_notify_is_a_truncation() {
 #[test]
 fn a_python_server_close_notify_is_a_clean_eof() {
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let (mut peer, port) = python_server("notify", &dir, &pki.leaf(&["localhost"])).await;
         let mut client = TlsStream::connect_to(("127.0.0.1", port), "localhost", pki.client())
             .await
@@ -598,7 +556,7 @@ fn openssl_s_server_reverses_lines_and_closes_cleanly() {
         return;
     }
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let (cert, key) = pki.leaf(&["localhost"]).files(&dir);
         let mut cmd = Command::new("openssl");
         // -rev: each line comes back reversed; the line CLOSE ends the
@@ -637,7 +595,7 @@ fn openssl_s_client_talks_and_closes_cleanly() {
         return;
     }
     run(async {
-        let (pki, dir) = (Pki::new(), TempDir::new());
+        let (pki, dir) = (Pki::new(), TempDir::new("tls"));
         let server = TlsListener::bind("127.0.0.1:0", pki.leaf(&["localhost"]).server()).unwrap();
         let ca = dir.file("ca.pem", &pki.ca.pem());
         let mut cmd = Command::new("openssl");
