@@ -161,12 +161,6 @@ impl Io {
         self.sock.get_ref()
     }
 
-    /// The socket registered with the reactor.
-    #[allow(dead_code)]
-    pub(crate) fn source(&self) -> &Async<Sock> {
-        &self.sock
-    }
-
     pub(crate) fn readable(&self) -> ReadableOwned<Sock> {
         self.sock.clone().readable_owned()
     }
@@ -211,7 +205,6 @@ impl Io {
     /// Sends what the transport holds itself (a TLS session's sealed
     /// records); `WouldBlock` while some is left.
     #[inline]
-    #[allow(dead_code)]
     pub(crate) fn flush_pending(&self) -> io::Result<()> {
         #[cfg(feature = "tls")]
         if let Some((wire, tls)) = self.tls_parts() {
