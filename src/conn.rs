@@ -435,7 +435,7 @@ impl Conn {
             loop {
                 match self.flush_locked(&mut out, None) {
                     Poll::Ready(Ok(())) => {
-                        // A TLS session closing says `close_notify` first.
+                        // TLS says `close_notify` before the connection closes.
                         let notify = closing && out.io.as_ref().is_some_and(Io::is_tls);
                         if (out.shut_requested || notify)
                             && !out.shut
@@ -542,7 +542,7 @@ impl Conn {
     /// the send behind delivers the rest, bounded by the linger.
     fn deliver_then_close(self: &Arc<Self>, mut out: MutexGuard<'_, OutputSide>) {
         if let Poll::Ready(res) = self.flush_locked(&mut out, None) {
-            // A TLS session says `close_notify` before the socket goes, or
+            // TLS says `close_notify` before the socket goes, or
             // the peer sees a truncated stream; if it does not fit yet, the
             // send behind below finishes it.
             let notify = res.is_ok() && !out.shut && out.io.as_ref().is_some_and(Io::is_tls);
@@ -745,7 +745,7 @@ impl Conn {
                 Ok(n) => {
                     inp.buf.record(n);
                     inp.total += n as u64;
-                    // A TLS session may hold plaintext past a short read.
+                    // rustls may hold plaintext past a short read.
                     inp.drained = n < want && !io.is_tls();
                     return Poll::Ready(Ok(n));
                 }
@@ -928,7 +928,7 @@ impl Conn {
         let Some(io) = out.io.as_ref() else { return Ok(0) };
         match io.write_vectored(&[IoSlice::new(data)]) {
             Ok(n) => {
-                // A TLS session may hold some of it as records.
+                // rustls may hold some of it as sealed records.
                 let pending = io.has_pending();
                 out.sent(n);
                 self.direct.store(true, Ordering::Relaxed);
@@ -1082,7 +1082,7 @@ impl Conn {
         for _ in 0..FLUSH_BUDGET {
             let res = match out.queue.as_single() {
                 _ if out.queue.is_empty() => match io.flush_pending() {
-                    // Only a TLS session's sealed records were left.
+                    // Only rustls's sealed records were left.
                     Ok(()) => {
                         self.drained(out, id);
                         return Poll::Ready(Ok(()));
@@ -1110,7 +1110,7 @@ impl Conn {
                         out.drains += 1;
                         out.refuse_fast();
                         if io.has_pending() {
-                            // The next turn sends the session's records.
+                            // The next turn sends rustls's sealed records.
                             continue;
                         }
                         self.drained(out, id);
@@ -1165,7 +1165,7 @@ impl Conn {
         }
     }
 
-    /// Shuts down the write side, waiting for room while a TLS session's
+    /// Shuts down the write side, waiting for room while TLS's
     /// `close_notify` does not fit (with the task's waker if there is a
     /// task, else as a send behind).
     fn poll_shutdown_locked(
@@ -1316,7 +1316,7 @@ impl Conn {
                         Ok(n) => {
                             out.sent(n);
                             if io.has_pending() {
-                                // A TLS session holds some of it as records.
+                                // rustls holds some of it as sealed records.
                                 self.arm(&mut out);
                             }
                             return Poll::Ready(Ok(n));
@@ -1483,7 +1483,7 @@ impl Conn {
 }
 
 /// Shuts down the write side of a connected socket whose queue is empty.
-/// `WouldBlock` while a TLS session's `close_notify` waits for room.
+/// `WouldBlock` while TLS's `close_notify` waits for room.
 fn shutdown_locked(out: &mut OutputSide) -> io::Result<()> {
     out.refuse_fast();
     let res = match out.io.as_ref().map(|io| io.shutdown_write()) {

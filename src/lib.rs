@@ -6,7 +6,7 @@
 //!
 //! A connection is a [`Socket`]: a cheap, cloneable, `Send + Sync`
 //! handle over a transport (a socket registered with async-io's reactor,
-//! and for TLS a rustls session over it) with an input buffer and an
+//! and for TLS rustls over it) with an input buffer and an
 //! output queue. cl-async's stream classes are traits over it —
 //! [`AsyncStream`], [`AsyncInputStream`], [`AsyncOutputStream`] and the
 //! blanket [`AsyncIoStream`] — that name no transport: [`TcpStream`] and

@@ -86,7 +86,7 @@ impl Socket {
     /// A std socket for the same connection (a duplicated descriptor, left
     /// non-blocking), for APIs that take one. Bytes streamish has buffered
     /// are not in it; both close only once both are dropped or closed. On a
-    /// TLS connection it is the TCP socket under the session: what is
+    /// TLS connection it is the TCP socket under TLS: what is
     /// written to it bypasses TLS. `Unsupported` on a Unix-domain socket.
     pub fn try_clone_std(&self) -> io::Result<std::net::TcpStream> {
         let io = self.conn.io().ok_or_else(|| self.conn.closed_error())?;

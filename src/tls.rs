@@ -4,7 +4,7 @@
 //! A TLS connection is the same engine as a TCP one, over a transport that
 //! seals what it writes into records and opens what it reads: the input
 //! buffer holds plaintext, the output queue holds plaintext, and the
-//! rustls session in between is driven by whoever moves bytes, under the
+//! rustls connection in between is driven by whoever moves bytes, under the
 //! connection's own locks. So a [`TlsStream`] keeps every promise a
 //! [`TcpStream`](crate::TcpStream) makes: reads never wait, writes queue
 //! and go out by themselves, a drop delivers, [`buffered`] counts
@@ -195,7 +195,7 @@ fn truncated() -> io::Error {
     Event::Tls { socket: None, error }.into()
 }
 
-// ---- the session, as the engine's transport ----
+// ---- rustls, as the engine's transport ----
 
 /// The socket, as rustls reads and writes records through it.
 struct Wire<'a>(&'a Sock);
@@ -218,17 +218,17 @@ impl Write for Wire<'_> {
     }
 }
 
-/// A rustls session over a connection's socket. Its lock is the
+/// rustls's side of a TLS connection, over the connection's socket. Its lock is the
 /// innermost: taken under the connection's input or output lock, for one
 /// read or write, and never around another.
 #[derive(Debug)]
-pub(crate) struct Session {
+pub(crate) struct TlsConn {
     conn: Mutex<rustls::Connection>,
     /// `close_notify` was queued: rustls seals nothing after it.
     notified: AtomicBool,
 }
 
-impl Session {
+impl TlsConn {
     fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -243,7 +243,7 @@ impl Session {
         res
     }
 
-    /// Reads plaintext into `out`: what the session holds, then records
+    /// Reads plaintext into `out`: what rustls holds, then records
     /// from the socket until `out` is full or the socket has no more.
     /// `Ok(0)` is the peer's `close_notify`.
     pub(crate) fn read_slice(&self, sock: &Sock, out: &mut [u8]) -> io::Result<usize> {
@@ -274,13 +274,13 @@ impl Session {
             }
             if let Err(e) = c.process_new_packets() {
                 // Send the alert rustls queued, as far as the socket takes it.
-                let _ = flush_session(&mut c, sock);
+                let _ = flush_records(&mut c, sock);
                 return if n > 0 { Ok(n) } else { Err(tls_error(e)) };
             }
             if c.wants_write() {
                 // A post-handshake reply (a key update): best effort now,
                 // the next flush sends the rest.
-                let _ = flush_session(&mut c, sock);
+                let _ = flush_records(&mut c, sock);
             }
         }
         Ok(n)
@@ -288,20 +288,20 @@ impl Session {
 
     /// Seals `bufs` into records and sends what the socket takes. Records
     /// still waiting from before go first: until they are out, nothing new
-    /// is taken (`WouldBlock`), which bounds what the session holds.
+    /// is taken (`WouldBlock`), which bounds what rustls holds.
     pub(crate) fn write_vectored(&self, sock: &Sock, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut c = self.lock();
-        flush_session(&mut c, sock)?;
+        flush_records(&mut c, sock)?;
         let n = c.writer().write_vectored(bufs)?;
-        match flush_session(&mut c, sock) {
+        match flush_records(&mut c, sock) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(n),
         }
     }
 
-    /// Sends the records the session holds; `WouldBlock` while some wait.
+    /// Sends the sealed records rustls holds; `WouldBlock` while some wait.
     pub(crate) fn flush(&self, sock: &Sock) -> io::Result<()> {
-        flush_session(&mut self.lock(), sock)
+        flush_records(&mut self.lock(), sock)
     }
 
     /// Whether sealed records wait to be sent.
@@ -315,7 +315,7 @@ impl Session {
         if !self.notified.swap(true, Ordering::Relaxed) {
             c.send_close_notify();
         }
-        flush_session(&mut c, sock)
+        flush_records(&mut c, sock)
     }
 
     fn with<R>(&self, f: impl FnOnce(&rustls::Connection) -> R) -> R {
@@ -323,8 +323,8 @@ impl Session {
     }
 }
 
-/// Writes the session's sealed records to the socket until none is left.
-fn flush_session(c: &mut rustls::Connection, sock: &Sock) -> io::Result<()> {
+/// Writes rustls's sealed records to the socket until none is left.
+fn flush_records(c: &mut rustls::Connection, sock: &Sock) -> io::Result<()> {
     while c.wants_write() {
         if c.write_tls(&mut Wire(sock))? == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -334,11 +334,11 @@ fn flush_session(c: &mut rustls::Connection, sock: &Sock) -> io::Result<()> {
 }
 
 /// Runs the handshake on a connected socket, then hands the socket and the
-/// session over as the connection's transport.
+/// rustls's state over as the connection's transport.
 pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> io::Result<Io> {
     loop {
         loop {
-            match flush_session(&mut c, sock.get_ref()) {
+            match flush_records(&mut c, sock.get_ref()) {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.writable().await?,
                 Err(e) => return Err(e),
@@ -357,7 +357,7 @@ pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> i
             }
             Ok(_) => {
                 if let Err(e) = c.process_new_packets() {
-                    let _ = flush_session(&mut c, sock.get_ref());
+                    let _ = flush_records(&mut c, sock.get_ref());
                     return Err(tls_error(e));
                 }
             }
@@ -365,20 +365,20 @@ pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> i
             Err(e) => return Err(e),
         }
     }
-    let session = Session {
+    let tls = TlsConn {
         conn: Mutex::new(c),
         notified: AtomicBool::new(false),
     };
-    // Registered again as the TLS transport: the session then lives once,
+    // Registered again as the TLS transport: rustls's state then lives once,
     // in the socket, not in both of the connection's sides.
     let wire = sock.into_inner()?;
-    let tls = Sock::Tls(Box::new(crate::transport::TlsSock { wire, session }));
+    let tls = Sock::Tls(Box::new(crate::transport::TlsSock { wire, tls }));
     Ok(Io::new(Async::new(tls)?))
 }
 
-/// The client's session for `server_name` (its SNI and the name the
+/// The client's rustls connection for `server_name` (its SNI and the name the
 /// certificate must carry).
-pub(crate) fn client_session(config: Arc<ClientConfig>, server_name: &str) -> io::Result<rustls::Connection> {
+pub(crate) fn client_conn(config: Arc<ClientConfig>, server_name: &str) -> io::Result<rustls::Connection> {
     let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -389,8 +389,8 @@ pub(crate) fn client_session(config: Arc<ClientConfig>, server_name: &str) -> io
     Ok(rustls::Connection::Client(c))
 }
 
-/// A server's session.
-pub(crate) fn server_session(config: Arc<ServerConfig>) -> io::Result<rustls::Connection> {
+/// A server's rustls connection.
+pub(crate) fn server_conn(config: Arc<ServerConfig>) -> io::Result<rustls::Connection> {
     let c = rustls::ServerConnection::new(config).map_err(tls_error)?;
     Ok(rustls::Connection::Server(c))
 }
@@ -429,10 +429,10 @@ impl TlsStream {
         server_name: &str,
         config: Arc<ClientConfig>,
     ) -> io::Result<TlsStream> {
-        let session = client_session(config, server_name)?;
+        let conn = client_conn(config, server_name)?;
         let sock = addr::connect(addr, None).await?;
         sock.get_ref().tcp()?.set_nodelay(true)?;
-        let io = handshake(sock, session).await?;
+        let io = handshake(sock, conn).await?;
         Ok(TlsStream::new(Socket::from_io(io)))
     }
 
@@ -448,24 +448,24 @@ impl TlsStream {
 
     /// The protocol the handshake chose by ALPN, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.session(|c| c.alpn_protocol().map(<[u8]>::to_vec)).flatten()
+        self.with_tls(|c| c.alpn_protocol().map(<[u8]>::to_vec)).flatten()
     }
 
     /// The TLS version agreed on.
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.session(|c| c.protocol_version()).flatten()
+        self.with_tls(|c| c.protocol_version()).flatten()
     }
 
     /// The name the client asked for (SNI), on a server's stream.
     pub fn server_name(&self) -> Option<String> {
-        self.session(|c| match c {
+        self.with_tls(|c| match c {
             rustls::Connection::Server(s) => s.server_name().map(str::to_owned),
             rustls::Connection::Client(_) => None,
         })
         .flatten()
     }
 
-    fn session<R>(&self, f: impl FnOnce(&rustls::Connection) -> R) -> Option<R> {
+    fn with_tls<R>(&self, f: impl FnOnce(&rustls::Connection) -> R) -> Option<R> {
         let io = self.socket().conn.io()?;
         io.tls().map(|s| s.with(f))
     }
@@ -536,7 +536,7 @@ impl TlsListener {
     /// Runs the server's side of the handshake on a connection
     /// [`accept_tcp`](TlsListener::accept_tcp) took.
     pub async fn handshake(&self, pending: PendingTls) -> io::Result<TlsStream> {
-        let handshaking = handshake(pending.sock, server_session(self.config.clone())?);
+        let handshaking = handshake(pending.sock, server_conn(self.config.clone())?);
         let io = match self.handshake_timeout {
             Some(limit) => {
                 let clock = async move {

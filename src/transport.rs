@@ -1,11 +1,11 @@
 //! What a connection moves bytes through: a stream socket registered with
 //! async-io's reactor (TCP, or a Unix-domain socket), and, for TLS, the
-//! rustls session over it.
+//! rustls connection over it.
 //!
 //! The engine ([`Conn`](crate::conn::Conn)) is written once over [`Io`]:
 //! it reads into its input buffer, writes from its output queue and waits
 //! for readiness, and never asks which transport it has. Readiness is the
-//! socket's in every case: a TLS session reads and writes records only
+//! socket's in every case: rustls reads and writes records only
 //! when its socket does.
 
 use std::io::{self, IoSlice};
@@ -23,19 +23,19 @@ pub(crate) enum Sock {
     Tcp(std::net::TcpStream),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
-    /// A TLS session over one of the others (boxed: rarer and larger). It
+    /// TLS over one of the others (boxed: rarer and larger). rustls's state
     /// lives here, once, rather than beside the socket in both of the
     /// connection's sides.
     #[cfg(feature = "tls")]
     Tls(Box<TlsSock>),
 }
 
-/// A TLS session and the socket its records cross.
+/// rustls's state and the socket its records cross.
 #[cfg(feature = "tls")]
 #[derive(Debug)]
 pub(crate) struct TlsSock {
     pub(crate) wire: Sock,
-    pub(crate) session: crate::tls::Session,
+    pub(crate) tls: crate::tls::TlsConn,
 }
 
 #[cfg(unix)]
@@ -146,12 +146,12 @@ impl Io {
         Io { sock: Arc::new(sock) }
     }
 
-    /// The TLS session and the socket under it, if this is TLS.
+    /// rustls's state and the socket under it, if this is TLS.
     #[cfg(feature = "tls")]
     #[inline]
-    fn tls_parts(&self) -> Option<(&Sock, &crate::tls::Session)> {
+    fn tls_parts(&self) -> Option<(&Sock, &crate::tls::TlsConn)> {
         match self.sock.get_ref() {
-            Sock::Tls(t) => Some((&t.wire, &t.session)),
+            Sock::Tls(t) => Some((&t.wire, &t.tls)),
             _ => None,
         }
     }
@@ -191,7 +191,7 @@ impl Io {
     }
 
     /// Writes `bufs` in one go; how many of their bytes the transport
-    /// took. Bytes a TLS session took may wait in it as records: see
+    /// took. Bytes rustls took may wait in it as sealed records: see
     /// [`flush_pending`](Io::flush_pending).
     #[inline]
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -202,7 +202,7 @@ impl Io {
         sys::write_vectored(self.get_ref(), bufs)
     }
 
-    /// Sends what the transport holds itself (a TLS session's sealed
+    /// Sends what the transport holds itself (rustls's sealed
     /// records); `WouldBlock` while some is left.
     #[inline]
     pub(crate) fn flush_pending(&self) -> io::Result<()> {
@@ -213,7 +213,7 @@ impl Io {
         Ok(())
     }
 
-    /// Ends the write side: a TLS session's `close_notify`, sent, then the
+    /// Ends the write side: TLS's `close_notify`, sent, then the
     /// socket's `shutdown(Write)`. `WouldBlock` until the alert is out.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         #[cfg(feature = "tls")]
@@ -228,9 +228,9 @@ impl Io {
         sys::set_zero_linger(self.get_ref())
     }
 
-    /// The TLS session, if this transport has one.
+    /// rustls's state, if this transport is TLS.
     #[cfg(feature = "tls")]
-    pub(crate) fn tls(&self) -> Option<&crate::tls::Session> {
+    pub(crate) fn tls(&self) -> Option<&crate::tls::TlsConn> {
         self.tls_parts().map(|(_, s)| s)
     }
 
@@ -244,7 +244,7 @@ impl Io {
         false
     }
 
-    /// Whether this transport is a TLS session.
+    /// Whether this transport is TLS.
     #[inline]
     pub(crate) fn is_tls(&self) -> bool {
         #[cfg(feature = "tls")]

@@ -796,8 +796,8 @@ fn clear_output_never_cuts_a_record() {
         let pki = Pki::new();
         let (mut client, mut peer) = to_rustls_server(&pki, pki.leaf(&["localhost"]).server()).await;
         client.write_sequence(&pattern_at(0, LOTS)).unwrap();
-        // The peer reads nothing yet: push until the socket is full, the
-        // session holds sealed records, and the rest stays queued.
+        // The peer reads nothing yet: push until the socket is full,
+        // rustls holds sealed records, and the rest stays queued.
         for _ in 0..64 {
             let before = client.queued();
             client.force_output().unwrap();

@@ -410,9 +410,9 @@ where
                 io.get_ref().tcp()?.set_nodelay(nodelay)?;
                 match tls {
                     // The handshake is part of connecting: `connect_timeout`
-                    // covers it, and `connect_cb` sees an established session.
+                    // covers it, and `connect_cb` sees TLS established.
                     #[cfg(feature = "tls")]
-                    Some((config, host)) => crate::tls::handshake(io, crate::tls::client_session(config, &host)?).await,
+                    Some((config, host)) => crate::tls::handshake(io, crate::tls::client_conn(config, &host)?).await,
                     _ => Ok(Io::new(io)),
                 }
             }

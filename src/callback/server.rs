@@ -422,7 +422,7 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
 ) -> io::Result<()> {
     let handshake = async {
         let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
-        crate::tls::handshake(sock, crate::tls::server_session(config)?).await
+        crate::tls::handshake(sock, crate::tls::server_conn(config)?).await
     };
     // A client that never finishes its handshake would hold its task and
     // descriptor for good: the read clock bounds the wait for its records.
