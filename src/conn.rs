@@ -745,8 +745,7 @@ impl Conn {
                 Ok(n) => {
                     inp.buf.record(n);
                     inp.total += n as u64;
-                    // rustls may hold plaintext past a short read.
-                    inp.drained = n < want && !io.is_tls();
+                    inp.drained = io.drained_after(n, want);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,
@@ -782,7 +781,7 @@ impl Conn {
                         Ok(n) => {
                             inp.eof = n == 0;
                             inp.total += n as u64;
-                            inp.drained = n < out.len() && !io.is_tls();
+                            inp.drained = io.drained_after(n, out.len());
                             return Poll::Ready(Ok(n));
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => inp.drained = true,

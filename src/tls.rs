@@ -226,6 +226,8 @@ pub(crate) struct TlsConn {
     conn: Mutex<rustls::Connection>,
     /// `close_notify` was queued: rustls seals nothing after it.
     notified: AtomicBool,
+    /// The last read found the socket empty (see [`TlsConn::drained`]).
+    drained: AtomicBool,
 }
 
 impl TlsConn {
@@ -247,6 +249,20 @@ impl TlsConn {
     /// from the socket until `out` is full or the socket has no more.
     /// `Ok(0)` is the peer's `close_notify`.
     pub(crate) fn read_slice(&self, sock: &Sock, out: &mut [u8]) -> io::Result<usize> {
+        let mut drained = false;
+        let res = self.read_records(sock, out, &mut drained);
+        self.drained.store(drained, Ordering::Relaxed);
+        res
+    }
+
+    /// Whether the last read stopped because the socket had nothing more:
+    /// only then is a wait for readiness due. A read cut short by
+    /// `close_notify` or an error is not, and the next one answers at once.
+    pub(crate) fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    fn read_records(&self, sock: &Sock, out: &mut [u8], drained: &mut bool) -> io::Result<usize> {
         let mut c = self.lock();
         let mut n = 0;
         let mut wire_eof = false;
@@ -270,7 +286,10 @@ impl TlsConn {
             match c.read_tls(&mut Wire(sock)) {
                 Ok(0) => wire_eof = true,
                 Ok(_) => {}
-                Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+                Err(e) => {
+                    *drained = e.kind() == io::ErrorKind::WouldBlock;
+                    return if n > 0 { Ok(n) } else { Err(e) };
+                }
             }
             if let Err(e) = c.process_new_packets() {
                 // Send the alert rustls queued, as far as the socket takes it.
@@ -368,6 +387,7 @@ pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> i
     let tls = TlsConn {
         conn: Mutex::new(c),
         notified: AtomicBool::new(false),
+        drained: AtomicBool::new(false),
     };
     // Registered again as the TLS transport: rustls's state then lives once,
     // in the socket, not in both of the connection's sides.

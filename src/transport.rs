@@ -244,6 +244,20 @@ impl Io {
         false
     }
 
+    /// Whether a read of `n` bytes into room for `want` left the socket
+    /// drained, so the next read should wait for readiness rather than
+    /// spend a system call on `EAGAIN`: a short read for a socket; for TLS,
+    /// rustls's own answer, since it may stop short of the room for a
+    /// reason of its own (a record's end, `close_notify`).
+    #[inline]
+    pub(crate) fn drained_after(&self, n: usize, want: usize) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some((_, tls)) = self.tls_parts() {
+            return tls.drained();
+        }
+        n < want
+    }
+
     /// Whether this transport is TLS.
     #[inline]
     pub(crate) fn is_tls(&self) -> bool {

@@ -90,7 +90,11 @@ fn build(name: &str, profile_dir: &Path) {
         .arg(target_dir)
         // The features this test binary was built with, as `cargo test`
         // builds the examples with them.
-        .args(if cfg!(feature = "tls") { &["--features", "tls"][..] } else { &[] })
+        .args(if cfg!(feature = "tls") {
+            &["--features", "tls"][..]
+        } else {
+            &[]
+        })
         .args(["--", "--help"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
