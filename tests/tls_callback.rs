@@ -6,16 +6,11 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use streamish::tls::rustls;
 use streamish::{Event, ReadData, tcp_ssl_connect, tcp_ssl_server, with_event_loop};
-
-fn configs(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    common::tls_configs(&[name])
-}
 
 #[test]
 fn an_echo_over_tls_on_the_event_loop() {
-    let (server_config, client_config) = configs("localhost");
+    let (server_config, client_config) = common::tls_configs(&["localhost"]);
     let got = Arc::new(Mutex::new(Vec::new()));
     let seen = got.clone();
     common::run_loop(move || {
@@ -45,7 +40,7 @@ fn an_echo_over_tls_on_the_event_loop() {
 
 #[test]
 fn a_refused_certificate_is_an_event_on_both_sides() {
-    let (server_config, client_config) = configs("localhost");
+    let (server_config, client_config) = common::tls_configs(&["localhost"]);
     let client_events = Arc::new(Mutex::new(Vec::new()));
     let server_events = Arc::new(Mutex::new(Vec::new()));
     let (c, s) = (client_events.clone(), server_events.clone());
@@ -72,7 +67,7 @@ fn a_refused_certificate_is_an_event_on_both_sides() {
 
 #[test]
 fn stream_mode_reads_a_tls_stream() {
-    let (server_config, client_config) = configs("localhost");
+    let (server_config, client_config) = common::tls_configs(&["localhost"]);
     let got = Arc::new(Mutex::new(String::new()));
     let seen = got.clone();
     common::run_loop(move || {
@@ -167,7 +162,7 @@ fn tcp_ssl_simple_client_server() {
 /// the server's `read_timeout`, not held forever.
 #[test]
 fn a_silent_client_s_handshake_times_out() {
-    let (server_config, _) = configs("localhost");
+    let (server_config, _) = common::tls_configs(&["localhost"]);
     let server_events = Arc::new(Mutex::new(Vec::new()));
     let seen = server_events.clone();
     common::run_loop(move || {
