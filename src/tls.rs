@@ -396,6 +396,25 @@ pub(crate) async fn handshake(sock: Async<Sock>, mut c: rustls::Connection) -> i
     Ok(Io::new(Async::new(tls)?))
 }
 
+/// [`handshake`], given up after `limit` as [`Event::Timeout`] of `clock`:
+/// a peer that never sends its part must not hold its task (or an
+/// `accept`) for good.
+pub(crate) async fn handshake_within(
+    sock: Async<Sock>,
+    conn: rustls::Connection,
+    limit: Option<Duration>,
+    clock: crate::Clock,
+) -> io::Result<Io> {
+    let Some(limit) = limit else {
+        return handshake(sock, conn).await;
+    };
+    let timeout = async move {
+        async_io::Timer::after(limit).await;
+        Err(Event::Timeout { socket: None, clock }.into())
+    };
+    futures_lite::future::or(handshake(sock, conn), timeout).await
+}
+
 /// The client's rustls connection for `server_name` (its SNI and the name the
 /// certificate must carry).
 pub(crate) fn client_conn(config: Arc<ClientConfig>, server_name: &str) -> io::Result<rustls::Connection> {
@@ -556,21 +575,8 @@ impl TlsListener {
     /// Runs the server's side of the handshake on a connection
     /// [`accept_tcp`](TlsListener::accept_tcp) took.
     pub async fn handshake(&self, pending: PendingTls) -> io::Result<TlsStream> {
-        let handshaking = handshake(pending.sock, server_conn(self.config.clone())?);
-        let io = match self.handshake_timeout {
-            Some(limit) => {
-                let clock = async move {
-                    async_io::Timer::after(limit).await;
-                    let ev = Event::Timeout {
-                        socket: None,
-                        clock: crate::Clock::Connect,
-                    };
-                    Err(ev.into())
-                };
-                futures_lite::future::or(handshaking, clock).await?
-            }
-            None => handshaking.await?,
-        };
+        let conn = server_conn(self.config.clone())?;
+        let io = handshake_within(pending.sock, conn, self.handshake_timeout, crate::Clock::Connect).await?;
         Ok(TlsStream::new(Socket::from_io(io)))
     }
 }

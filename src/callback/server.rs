@@ -420,26 +420,14 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
     settings: Settings,
     server: Link,
 ) -> io::Result<()> {
-    let handshake = async {
-        let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
-        crate::tls::handshake(sock, crate::tls::server_conn(config)?).await
-    };
     // A client that never finishes its handshake would hold its task and
     // descriptor for good: the read clock bounds the wait for its records.
-    let res = match settings.read_timeout {
-        Some(limit) => {
-            let clock = async move {
-                Timer::after(limit).await;
-                let ev = Event::Timeout {
-                    socket: None,
-                    clock: crate::Clock::Read,
-                };
-                Err(ev.into())
-            };
-            futures_lite::future::or(handshake, clock).await
-        }
-        None => handshake.await,
+    let handshake = async {
+        let sock = async_io::Async::new(crate::transport::Sock::Tcp(stream))?;
+        let conn = crate::tls::server_conn(config)?;
+        crate::tls::handshake_within(sock, conn, settings.read_timeout, crate::Clock::Read).await
     };
+    let res = handshake.await;
     match res {
         Ok(io) => {
             let socket = Socket::from_io(io);
