@@ -388,7 +388,7 @@ enum Target {
 }
 
 /// Resolves and connects, racing the connect clock and a close, then runs
-/// the session.
+/// the connection's driver.
 async fn run<S>(
     socket: Socket,
     guard: DriverGuard,

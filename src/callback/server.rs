@@ -402,7 +402,7 @@ impl Listening {
 
 /// A connection the accept loop took.
 enum Accepted {
-    /// Ready for its session.
+    /// Ready for its driver.
     Socket(Socket),
     /// Its handshake is still to run.
     #[cfg(feature = "tls")]
@@ -410,7 +410,7 @@ enum Accepted {
 }
 
 /// A TLS server's connection: the handshake in the connection's own task,
-/// then its session. A failed handshake is an event, as a failed connect
+/// then its driver. A failed handshake is an event, as a failed connect
 /// is for a client.
 #[cfg(feature = "tls")]
 async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
@@ -447,7 +447,7 @@ async fn tls_incoming<S: AsyncInputStream + From<Socket>>(
 #[derive(Clone)]
 enum Spawner {
     /// The current event loop, each future as it is: an idle connection's
-    /// task is then its session and no more (no `Driver` box).
+    /// task is then its driver and no more (no `Driver` box).
     Loop,
     /// The application's spawner, given [`Driver`]s.
     Driver(Arc<dyn Fn(Driver) + Send + Sync>),
